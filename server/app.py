@@ -1,0 +1,99 @@
+"""The ASGI application: declared routes, one lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from server import api, signin
+from server.db import DB, hide_password
+from server.errors import exception_handlers
+from server.ingest import ingest
+from server.ingest_validate import Limits
+from server.migrate import apply_migrations
+from server.openapi import openapi_document
+from server.ratelimit import TokenBuckets
+from server.settings import Settings, load_settings
+from server.writer import LogWriter
+
+__all__ = ["create_app", "routes"]
+
+log = logging.getLogger("server")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.state.settings.base_url))
+
+
+async def healthz(request: Request) -> Response:
+    await request.state.db.fetch_val("SELECT 1")
+    return JSONResponse({"status": "ok", "writer_queue": request.state.writer.queued_records})
+
+
+routes: list[BaseRoute] = [
+    Route("/ingest", ingest, methods=["POST"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    *api.routes,
+    *signin.routes,
+]
+
+
+def build_state(settings: Settings) -> dict[str, Any]:
+    db = DB(settings.database_url)
+    return {
+        "settings": settings,
+        "db": db,
+        "writer": LogWriter(
+            db,
+            max_queue_records=settings.ingest_queue_max_records,
+            max_commit_records=settings.ingest_commit_max_records,
+            batch_retention_hours=settings.ingest_batch_retention_hours,
+        ),
+        "ingest_limiter": TokenBuckets(settings.ingest_rate_limit, 2 * settings.ingest_rate_limit),
+        "api_limiter": TokenBuckets(settings.api_rate_limit / 60, settings.api_rate_limit / 6),
+        "ingest_limits": Limits(
+            max_message_bytes=settings.ingest_max_message_bytes,
+            max_attributes_bytes=settings.ingest_max_attributes_bytes,
+            max_attribute_depth=settings.ingest_max_attribute_depth,
+            max_traceback_bytes=settings.ingest_max_traceback_bytes,
+        ),
+    }
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """Connect the database (migrating when configured), start the writer; undo it all on exit."""
+    state = build_state(settings)
+    db: DB = state["db"]
+    await db.connect()
+    try:
+        if settings.migrate_on_start_enabled:
+            await apply_migrations(db)
+        await state["writer"].start()
+        log.info("database %s ready", hide_password(db.url))
+        try:
+            yield state
+        finally:
+            await state["writer"].stop()
+    finally:
+        await db.disconnect()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The API/ingest application. `settings` defaults to the environment's."""
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_resources(settings) as state:
+            yield state
+
+    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)

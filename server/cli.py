@@ -1,0 +1,130 @@
+"""`python -m server` (also `sentry-logger-server`): run, migrate, and scripted provisioning."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from server.settings import load_settings
+
+__all__ = ["main"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides = {"host": args.host, "port": args.port}
+    if args.no_dashboard:
+        overrides["dashboard"] = False
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
+    if not args.no_dashboard:
+        os.environ.pop("DASHBOARD", None)
+    else:
+        os.environ["DASHBOARD"] = "false"
+    url = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0', '::') else settings.host}:{settings.port}"
+    print(f"sentry-logger is running at {url}  (API under {url}/api, ingest at {url}/ingest)", flush=True)
+    uvicorn.run(
+        "server.asgi:app", host=settings.host, port=settings.port, log_level=args.log_level,
+        proxy_headers=True, ws_per_message_deflate=False,
+    )
+    return 0
+
+
+async def _migrate() -> int:
+    from server.db import DB
+    from server.migrate import apply_migrations
+
+    db = DB(load_settings().database_url)
+    await db.connect()
+    try:
+        applied = await apply_migrations(db)
+    finally:
+        await db.disconnect()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+async def _with_user(email: str):  # type: ignore[no-untyped-def]
+    from server.accounts import ensure_user_by_email
+    from server.db import DB
+    from server.migrate import apply_migrations
+
+    settings = load_settings()
+    db = DB(settings.database_url)
+    await db.connect()
+    if settings.migrate_on_start_enabled:
+        await apply_migrations(db)
+    return settings, db, await ensure_user_by_email(db, email)
+
+
+async def _apps_create(args: argparse.Namespace) -> int:
+    from server.apps import create_app
+    from server.errors import ApiError
+
+    settings, db, user = await _with_user(args.owner)
+    try:
+        app, key, _ = await create_app(db, user, args.name, args.description, args.environment)
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await db.disconnect()
+    print(f"created app {app['name']!r} (id {app['id']}) for {user.email}")
+    print(f"API key (shown once, store it now): {key}")
+    print(f"DSN: {settings.base_url}")
+    return 0
+
+
+async def _tokens_create(args: argparse.Namespace) -> int:
+    from server.accounts import create_api_token
+
+    _, db, user = await _with_user(args.user)
+    try:
+        token, _ = await create_api_token(db, user, args.name or "")
+    finally:
+        await db.disconnect()
+    print(f"personal API token for {user.email} (shown once, store it now): {token}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="sentry-logger server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the server (dashboard, API, ingest, live tail)")
+    run.add_argument("--host", help="listen address (default: HOST setting, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default: PORT setting, 8000)")
+    run.add_argument("--no-dashboard", action="store_true", help="serve the API and ingest only")
+    run.add_argument("--log-level", default="info")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps_command", required=True)
+    create = apps.add_parser("create", help="create an app and print its API key once")
+    create.add_argument("--owner", required=True, help="owner's email (the user is created if new)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--environment", default=None, help="environment label of the first key (default production)")
+    create.add_argument("--description", default=None)
+    tokens = sub.add_parser("tokens", help="personal API tokens").add_subparsers(dest="tokens_command", required=True)
+    tcreate = tokens.add_parser("create", help="create a personal API token and print it once")
+    tcreate.add_argument("--user", required=True, help="the user's email (created if new)")
+    tcreate.add_argument("--name", default="", help="a label for the token")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "migrate":
+            return asyncio.run(_migrate())
+        if args.command == "apps":
+            return asyncio.run(_apps_create(args))
+        return asyncio.run(_tokens_create(args))
+    except ValueError as exc:  # bad settings
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,144 @@
+"""Database access: `databases` for queries, the driver underneath for bulk writes.
+
+SQLite: `databases` opens a new aiosqlite connection (and thread) per acquire, which is
+too slow for per-request look-ups, so this module keeps one shared connection for queries
+and serialises its use with a lock (SQLite runs one writer at a time anyway). The log
+writer (`server.writer`) has a connection of its own.
+PostgreSQL: `databases`' asyncpg pool, one connection per query or transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import databases
+
+__all__ = ["DB", "Tx", "hide_password"]
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-65536",
+)
+
+
+def hide_password(url: str) -> str:
+    """The URL with any password replaced, for logs and error messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+class Tx:
+    """Query methods bound to one connection (inside a transaction or the shared one)."""
+
+    def __init__(self, connection: databases.core.Connection) -> None:
+        self.connection = connection
+
+    async def fetch_one(self, query: str, values: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        row = await self.connection.fetch_one(query, dict(values or {}))
+        return None if row is None else dict(row._mapping)
+
+    async def fetch_all(self, query: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        rows = await self.connection.fetch_all(query, dict(values or {}))
+        return [dict(r._mapping) for r in rows]
+
+    async def fetch_val(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
+        return await self.connection.fetch_val(query, dict(values or {}))
+
+    async def execute(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
+        """Run a statement; returns the new row id for an INSERT ... RETURNING id (both dialects)."""
+        if "RETURNING" in query.upper():
+            return await self.connection.fetch_val(query, dict(values or {}))
+        return await self.connection.execute(query, dict(values or {}))
+
+
+class DB:
+    """The server's database: SQLite (default) or PostgreSQL, one interface."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _normalise_url(url)
+        self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options = {"min_size": 1, "max_size": 10}
+        self.database = databases.Database(self.url, **options)
+        self._shared: databases.core.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"DB({hide_password(self.url)!r})"
+
+    async def connect(self) -> None:
+        await self.database.connect()
+        if self.dialect == "sqlite":
+            self._shared = self.database.connection()
+            await self._shared.__aenter__()
+            for pragma in SQLITE_PRAGMAS:
+                await self._shared.execute(pragma)
+
+    async def disconnect(self) -> None:
+        if self._shared is not None:
+            await self._shared.__aexit__(None, None, None)
+            self._shared = None
+        await self.database.disconnect()
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Tx]:
+        if self._shared is not None:
+            async with self._lock:
+                yield Tx(self._shared)
+        else:
+            async with self.database.connection() as connection:
+                yield Tx(connection)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction. On SQLite it is BEGIN IMMEDIATE, so the busy timeout applies."""
+        if self._shared is not None:
+            async with self._lock:
+                tx = Tx(self._shared)
+                await self._shared.execute("BEGIN IMMEDIATE")
+                try:
+                    yield tx
+                except BaseException:
+                    await self._shared.execute("ROLLBACK")
+                    raise
+                await self._shared.execute("COMMIT")
+        else:
+            async with self.database.connection() as connection:
+                async with connection.transaction():
+                    yield Tx(connection)
+
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[Any]:
+        """The driver's own connection (aiosqlite or asyncpg) of a pooled `databases` connection."""
+        async with self.database.connection() as connection:
+            yield connection.raw_connection
+
+    async def fetch_one(self, query: str, values: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        async with self._conn() as tx:
+            return await tx.fetch_one(query, values)
+
+    async def fetch_all(self, query: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        async with self._conn() as tx:
+            return await tx.fetch_all(query, values)
+
+    async def fetch_val(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
+        async with self._conn() as tx:
+            return await tx.fetch_val(query, values)
+
+    async def execute(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
+        async with self._conn() as tx:
+            return await tx.execute(query, values)

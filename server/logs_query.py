@@ -1,0 +1,236 @@
+"""The log query: filters, full-text keyword search and cursor pagination, one interface for
+SQLite (FTS5) and PostgreSQL (tsvector + GIN), newest first.
+
+Keyword semantics (both databases): the keyword is split into words (runs of letters and
+digits, case-insensitive); a log matches when its message contains every word.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from server.errors import ApiError
+from server.ingest_validate import COLUMNS, LEVELS
+
+__all__ = ["LogQuery", "parse_log_query", "row_to_api", "run_log_query", "format_ts"]
+
+_WORD = re.compile(r"[^\W_]+")
+_ATTR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SELECT = ", ".join(f"l.{c}" for c in COLUMNS)
+# Must equal the index expression in migrations/postgresql (colons escaped for SQLAlchemy's text()).
+_PG_TSV = "to_tsvector('simple', regexp_replace(l.message, '[^[\\:alnum\\:]]+', ' ', 'g'))"
+
+
+@dataclass
+class LogQuery:
+    levels: list[int] = field(default_factory=list)
+    min_level: int | None = None
+    words: list[str] = field(default_factory=list)
+    since_us: int | None = None
+    until_us: int | None = None
+    services: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+    after_id: int | None = None
+    cursor: tuple[int, int] | None = None
+    limit: int = 100
+
+
+def format_ts(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str, field_name: str, now_us: int) -> int:
+    """Absolute (ISO 8601 or epoch seconds) or relative to now (`15m`, `1h`, `7d`)."""
+    value = value.strip()
+    match = _DURATION.match(value)
+    if match:
+        return now_us - int(match.group(1)) * _UNITS[match.group(2)] * 1_000_000
+    try:
+        return int(float(value) * 1_000_000)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_parameter",
+            f"{field_name} must be ISO 8601, epoch seconds or a duration like 15m, 1h, 7d; got {value[:40]!r}",
+            field=field_name,
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp() * 1_000_000)
+
+
+def _level_number(value: str, field_name: str) -> int:
+    found = LEVELS.get(value.strip().upper())
+    if found is None:
+        raise ApiError(400, "invalid_parameter", f"unknown level {value[:20]!r} in {field_name}", field=field_name)
+    return found[0]
+
+
+def encode_cursor(ts: int, log_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{ts}:{log_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        ts, log_id = raw.split(":")
+        return int(ts), int(log_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", field="cursor") from None
+
+
+def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery:
+    """Build a LogQuery from query-string parameters (a Starlette QueryParams or a MultiDict)."""
+    now = time.time_ns() // 1000
+    query = LogQuery(limit=default_limit)
+    for raw in params.getlist("level"):
+        query.levels.extend(_level_number(v, "level") for v in raw.split(",") if v.strip())
+    if params.get("min_level"):
+        query.min_level = _level_number(params["min_level"], "min_level")
+    if params.get("q"):
+        query.words = [w.lower() for w in _WORD.findall(params["q"])][:16]
+    if params.get("since"):
+        query.since_us = parse_time(params["since"], "since", now)
+    if params.get("until"):
+        query.until_us = parse_time(params["until"], "until", now)
+    for name, target in (("service", query.services), ("environment", query.environments)):
+        for raw in params.getlist(name):
+            target.extend(v.strip() for v in raw.split(",") if v.strip())
+    for key in params.keys():
+        if key.startswith("attr."):
+            name = key[5:]
+            if not _ATTR_NAME.match(name):
+                raise ApiError(400, "invalid_parameter", f"attribute name {name[:70]!r} must be 1-64 of A-Z a-z 0-9 _ . -", field=key)
+            query.attributes[name] = params[key]
+    if params.get("after_id"):
+        try:
+            query.after_id = int(params["after_id"])
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", "after_id must be an integer", field="after_id") from None
+    if params.get("cursor"):
+        query.cursor = _decode_cursor(params["cursor"])
+    if params.get("limit"):
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", "limit must be an integer", field="limit") from None
+        if not 1 <= limit <= max_limit:
+            raise ApiError(400, "invalid_parameter", f"limit must be between 1 and {max_limit}", field="limit")
+        query.limit = limit
+    return query
+
+
+def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str, Any]]:
+    where = ["l.app_id = :app_id"]
+    values: dict[str, Any] = {"app_id": app_id}
+    if query.levels:
+        names = []
+        for i, level in enumerate(sorted(set(query.levels))):
+            values[f"lv{i}"] = level
+            names.append(f":lv{i}")
+        where.append(f"l.level IN ({', '.join(names)})")
+    if query.min_level is not None:
+        where.append("l.level >= :min_level")
+        values["min_level"] = query.min_level
+    if query.since_us is not None:
+        where.append("l.ts >= :since")
+        values["since"] = query.since_us
+    if query.until_us is not None:
+        where.append("l.ts <= :until")
+        values["until"] = query.until_us
+    for column, items in (("service", query.services), ("environment", query.environments)):
+        if items:
+            names = []
+            for i, item in enumerate(items):
+                values[f"{column}{i}"] = item
+                names.append(f":{column}{i}")
+            where.append(f"l.{column} IN ({', '.join(names)})")
+    for i, (name, value) in enumerate(query.attributes.items()):
+        values[f"av{i}"] = value
+        if dialect == "sqlite":
+            values[f"ap{i}"] = f'$."{name}"'
+            where.append(
+                f"(CASE json_type(l.attributes, :ap{i}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+                f"ELSE CAST(json_extract(l.attributes, :ap{i}) AS TEXT) END) = :av{i}"
+            )
+        else:
+            values[f"an{i}"] = name
+            where.append(f"(l.attributes ->> CAST(:an{i} AS TEXT)) = :av{i}")
+    if query.words:
+        if dialect == "sqlite":
+            values["fts"] = " ".join(f'"{w}"' for w in query.words)
+            where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts)")
+        else:
+            values["fts"] = " & ".join(query.words)
+            where.append(f"{_PG_TSV} @@ to_tsquery('simple', :fts)")
+    if query.after_id is not None:
+        where.append("l.id > :after_id")
+        values["after_id"] = query.after_id
+    if query.cursor is not None:
+        where.append("(l.ts < :cts OR (l.ts = :cts AND l.id < :cid))")
+        values["cts"], values["cid"] = query.cursor
+    values["limit"] = query.limit + 1
+    order = "l.id ASC" if query.after_id is not None else "l.ts DESC, l.id DESC"
+    sql = f"SELECT {_SELECT} FROM logs l WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
+    return sql, values
+
+
+def row_to_api(row: Mapping[str, Any] | tuple[Any, ...]) -> dict[str, Any]:
+    """A stored log as the API, the live tail and the dashboard show it."""
+    r = dict(zip(COLUMNS, row)) if isinstance(row, tuple) else dict(row)
+    attributes = r["attributes"]
+    if isinstance(attributes, str):
+        attributes = orjson.loads(attributes)
+    exception = r["exception"]
+    if isinstance(exception, str):
+        exception = orjson.loads(exception)
+    return {
+        "id": int(r["id"]),
+        "timestamp": format_ts(int(r["ts"])),
+        "ts_us": int(r["ts"]),
+        "level": r["level_name"],
+        "level_number": int(r["level"]),
+        "service": r["service"],
+        "logger": r["logger"],
+        "message": r["message"],
+        "attributes": attributes or {},
+        "exception": exception,
+        "environment": r["environment"],
+        "release": r["release"],
+        "host": r["host"],
+        "process_id": r["process_id"],
+        "thread_name": r["thread_name"],
+        "trace_id": r["trace_id"],
+        "request_id": r["request_id"],
+        "received_at": format_ts(int(r["received_at"])),
+    }
+
+
+async def run_log_query(db: Any, app_id: int, query: LogQuery) -> dict[str, Any]:
+    """One page of logs and the cursor of the next page (None on the last page)."""
+    sql, values = build_sql(db.dialect, app_id, query)
+    rows = await db.fetch_all(sql, values)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if more and rows and query.after_id is None:
+        next_cursor = encode_cursor(int(rows[-1]["ts"]), int(rows[-1]["id"]))
+    logs = [row_to_api(r) for r in rows]
+    result: dict[str, Any] = {"logs": logs, "next_cursor": next_cursor}
+    if query.after_id is not None:
+        result["has_more"] = more
+    return result

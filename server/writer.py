@@ -1,0 +1,263 @@
+"""The one log writer: group commit of many ingest requests' batches in one transaction.
+
+Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
+writer drains everything queued, writes it with the driver's bulk path (SQLite
+`executemany`, asyncpg `copy_records_to_table`) and answers all of them at once. Log ids
+are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
+advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
+the live tail's resume depends on that.
+
+Bound: at most `max_queue_records` records wait; `submit` raises `WriterOverloaded` past
+it (the request answers 503 with Retry-After and nothing of it is stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from server.db import DB
+from server.ingest_validate import COLUMNS
+from server.security import now_s
+
+__all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterStopped"]
+
+log = logging.getLogger("server.writer")
+CommitListener = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
+_ADVISORY_KEY = 7_301_955_002
+_INSERT_SQLITE = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class WriterOverloaded(Exception):
+    pass
+
+
+class WriterStopped(Exception):
+    pass
+
+
+@dataclass
+class Batch:
+    app_id: int
+    key_id: int
+    rows: list[tuple[Any, ...]]
+    rejected: int = 0
+    batch_id: str | None = None
+    report: dict[str, Any] | None = None
+    future: asyncio.Future[tuple[int, int, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    # result: (accepted, rejected, duplicate)
+
+
+class LogWriter:
+    def __init__(
+        self, db: DB, *, max_queue_records: int, max_commit_records: int, batch_retention_hours: int
+    ) -> None:
+        self.db = db
+        self.max_queue_records = max_queue_records
+        self.max_commit_records = max_commit_records
+        self.batch_retention_s = batch_retention_hours * 3600
+        self.listeners: list[CommitListener] = []
+        self._queue: collections.deque[Batch] = collections.deque()
+        self._queued_records = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._sqlite_conn: Any = None
+        self._sqlite_holder: Any = None
+        self._last_cleanup = 0.0
+        self.stats = {"commits": 0, "records": 0, "overloaded": 0, "duplicates": 0, "failed_commits": 0}
+
+    @property
+    def queued_records(self) -> int:
+        return self._queued_records
+
+    async def start(self) -> None:
+        if self.db.dialect == "sqlite":
+            self._sqlite_holder = self.db.database.connection()
+            await self._sqlite_holder.__aenter__()
+            self._sqlite_conn = self._sqlite_holder.raw_connection
+            for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000"):
+                await self._sqlite_conn.execute(pragma)
+        self._task = asyncio.create_task(self._run(), name="log-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._sqlite_holder is not None:
+            await self._sqlite_holder.__aexit__(None, None, None)
+            self._sqlite_holder = self._sqlite_conn = None
+
+    def submit(self, batch: Batch) -> asyncio.Future[tuple[int, int, bool]]:
+        if self._stopping:
+            raise WriterStopped("the server is shutting down")
+        n = len(batch.rows)
+        if self._queued_records and self._queued_records + n > self.max_queue_records:
+            self.stats["overloaded"] += 1
+            raise WriterOverloaded(f"{self._queued_records} records are waiting to be written")
+        self._queue.append(batch)
+        self._queued_records += n
+        self._wakeup.set()
+        return batch.future
+
+    def _take(self) -> list[Batch]:
+        taken: list[Batch] = []
+        count = 0
+        while self._queue and (not taken or count + len(self._queue[0].rows) <= self.max_commit_records):
+            batch = self._queue.popleft()
+            taken.append(batch)
+            count += len(batch.rows)
+        self._queued_records -= count
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batches = self._take()
+            try:
+                committed = await self._commit(batches)
+            except Exception as exc:  # the database failed: every waiting request gets the error
+                self.stats["failed_commits"] += 1
+                log.error("log commit failed: %s", exc)
+                for batch in batches:
+                    if not batch.future.done():
+                        batch.future.set_exception(exc)
+                continue
+            for batch in batches:
+                if not batch.future.done():
+                    batch.future.set_result((len(batch.rows), batch.rejected, False))
+            if committed:
+                for listener in self.listeners:
+                    try:
+                        await listener(committed)
+                    except Exception:
+                        log.exception("commit listener failed")
+            await self._maybe_cleanup()
+
+    async def _commit(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
+        if self.db.dialect == "sqlite":
+            return await self._commit_sqlite(batches)
+        return await self._commit_postgres(batches)
+
+    def _mark_duplicate(self, batch: Batch, stored: tuple[int, int] | None) -> None:
+        self.stats["duplicates"] += 1
+        accepted, rejected = stored if stored else (0, 0)
+        batch.future.set_result((accepted, rejected, True))
+
+    def _assign_ids(self, fresh: list[Batch], first_id: int) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        next_id = first_id
+        for batch in fresh:
+            numbered = [(next_id + i, *row[1:]) for i, row in enumerate(batch.rows)]
+            next_id += len(numbered)
+            batch.rows = numbered
+            rows.extend(numbered)
+        return rows
+
+    async def _commit_sqlite(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
+        conn = self._sqlite_conn
+        now = now_s()
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            fresh: list[Batch] = []
+            for batch in batches:
+                if batch.batch_id is not None:
+                    cursor = await conn.execute(
+                        "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected),
+                    )
+                    if cursor.rowcount == 0:
+                        cursor = await conn.execute(
+                            "SELECT accepted, rejected FROM ingest_batches WHERE app_id = ? AND batch_id = ?",
+                            (batch.app_id, batch.batch_id),
+                        )
+                        self._mark_duplicate(batch, await cursor.fetchone())
+                        continue
+                fresh.append(batch)
+            cursor = await conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM logs")
+            (first_id,) = await cursor.fetchone()
+            rows = self._assign_ids(fresh, first_id)
+            if rows:
+                await conn.executemany(_INSERT_SQLITE, rows)
+            await conn.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(now, k) for k in {b.key_id for b in fresh}]
+            )
+            reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
+            if reports:
+                await conn.executemany(
+                    "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES (?, ?, ?, ?)", reports
+                )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        self.stats["commits"] += 1
+        self.stats["records"] += len(rows)
+        return rows
+
+    async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
+        now = now_s()
+        async with self.db.raw() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_KEY)
+                fresh: list[Batch] = []
+                for batch in batches:
+                    if batch.batch_id is not None:
+                        inserted = await conn.fetchval(
+                            "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
+                            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                            batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected,
+                        )
+                        if inserted is None:
+                            stored = await conn.fetchrow(
+                                "SELECT accepted, rejected FROM ingest_batches WHERE app_id = $1 AND batch_id = $2",
+                                batch.app_id, batch.batch_id,
+                            )
+                            self._mark_duplicate(batch, tuple(stored) if stored else None)
+                            continue
+                    fresh.append(batch)
+                n = sum(len(b.rows) for b in fresh)
+                rows: list[tuple[Any, ...]] = []
+                if n:
+                    last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
+                    rows = self._assign_ids(fresh, last_id - n + 1)
+                    await conn.copy_records_to_table("logs", records=rows, columns=COLUMNS)
+                await conn.executemany(
+                    "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
+                )
+                reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
+                if reports:
+                    await conn.executemany(
+                        "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES ($1, $2, $3, $4)",
+                        reports,
+                    )
+        self.stats["commits"] += 1
+        self.stats["records"] += len(rows)
+        return rows
+
+    async def _maybe_cleanup(self) -> None:
+        """Forget batch ids older than the retention window, at most once a minute."""
+        if time.monotonic() - self._last_cleanup < 60:
+            return
+        self._last_cleanup = time.monotonic()
+        cutoff = now_s() - self.batch_retention_s
+        try:
+            await self.db.execute("DELETE FROM ingest_batches WHERE committed_at < :cutoff", {"cutoff": cutoff})
+        except Exception as exc:
+            log.warning("could not clean up old batch ids: %s", exc)
