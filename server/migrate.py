@@ -59,10 +59,28 @@ async def apply_migrations(db: DB) -> list[str]:
     """Apply every pending migration; returns the versions applied (empty when up to date)."""
     applied: list[str] = []
     async with db.raw() as conn:
-        await _ensure_table(conn, db.dialect)
-        if db.dialect == "sqlite":
-            await conn.execute("PRAGMA journal_mode=WAL")
+        if db.dialect == "postgresql":
+            # Held for the whole run: even CREATE TABLE IF NOT EXISTS races between processes.
+            await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_KEY)
+            try:
+                await _ensure_table(conn, db.dialect)
+                for migration in available_migrations("postgresql"):
+                    if migration.version in await _applied(conn, "postgresql"):
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                            migration.version,
+                            int(time.time()),
+                        )
+                    applied.append(migration.version)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_KEY)
+        else:
             await conn.execute("PRAGMA busy_timeout=10000")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await _ensure_table(conn, db.dialect)
             for migration in available_migrations("sqlite"):
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -80,19 +98,6 @@ async def apply_migrations(db: DB) -> list[str]:
                 except BaseException:
                     await conn.execute("ROLLBACK")
                     raise
-                applied.append(migration.version)
-        else:
-            for migration in available_migrations("postgresql"):
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_KEY)
-                    if migration.version in await _applied(conn, "postgresql"):
-                        continue
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                        migration.version,
-                        int(time.time()),
-                    )
                 applied.append(migration.version)
     for version in applied:
         log.info("applied migration %s", version)

@@ -60,7 +60,7 @@ def pg_url() -> Iterator[str]:
 
     try:
         _run(create())
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
         if IN_CI:
             pytest.fail(message)
@@ -103,6 +103,27 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     url = str(request.getfixturevalue("pg_url"))
     _reset_pg(url)
     return url
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no tables at all (a new PostgreSQL database, dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    base = str(request.getfixturevalue("pg_url"))
+    name = f"sl_empty_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _run(admin(f'CREATE DATABASE "{name}"'))
+    yield f"{_pg_base(base)}/{name}"
+    _run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

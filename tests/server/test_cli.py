@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from server.settings import Settings
+from tests.conftest import LiveServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "DATA_DIR": settings.data_dir, "SECRET_KEY": "test-secret"}
+    return subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_migrate_then_provision_an_app_and_a_token_from_the_cli(settings: Settings) -> None:
+    first = cli(settings, "migrate")
+    assert first.returncode == 0 and "applied" in first.stdout
+    assert "up to date" in cli(settings, "migrate").stdout
+    created = cli(settings, "apps", "create", "--owner", "ops@example.com", "--name", "billing", "--environment", "staging")
+    assert created.returncode == 0, created.stderr
+    key = re.search(r"(sk_staging_[0-9a-f]{40})", created.stdout)
+    assert key, created.stdout
+    duplicate = cli(settings, "apps", "create", "--owner", "ops@example.com", "--name", "billing")
+    assert duplicate.returncode == 1 and "already have an app named" in duplicate.stderr
+    token_out = cli(settings, "tokens", "create", "--user", "ops@example.com")
+    token = re.search(r"(slt_[0-9a-f]{40})", token_out.stdout)
+    assert token, token_out.stdout
+
+    port = free_port()
+    server = LiveServer(settings.replace(port=port))
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            r = http.post("/ingest", json={"api_key": key.group(1), "logs": [{"timestamp": time.time(), "level": "INFO", "message": "from cli key"}]})
+            assert r.status_code == 202
+            apps = http.get("/api/apps", headers={"Authorization": f"Bearer {token.group(1)}"}).json()["apps"]
+            assert [a["name"] for a in apps] == ["billing"]
+    finally:
+        server.stop()
+
+
+def test_bad_setting_is_a_clear_error(settings: Settings) -> None:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "PORT": "eighty"}
+    out = subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "PORT" in out.stderr

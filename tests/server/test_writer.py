@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.db import DB
+from server.migrate import apply_migrations
+from server.settings import Settings
+from server.writer import Batch, LogWriter, WriterOverloaded
+from tests.conftest import LiveApp, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _logs(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [{"timestamp": time.time(), "level": "INFO", "message": f"{prefix} {i}"} for i in range(n)]
+
+
+def test_concurrent_ingest_requests_all_commit_without_lock_errors(live_server: LiveApp) -> None:
+    def send(worker: int) -> list[int]:
+        codes = []
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            for batch in range(10):
+                r = http.post("/ingest", json={"api_key": live_server.api_key, "logs": _logs(f"w{worker}b{batch}", 50)})
+                codes.append(r.status_code)
+        return codes
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = [c for result in pool.map(send, range(16)) for c in result]
+    assert codes == [202] * 160
+    stored = live_server.logs()
+    assert len(stored) == 16 * 10 * 50
+    ids = [log["id"] for log in stored]
+    assert len(set(ids)) == len(ids)
+
+
+def test_queue_bound_refuses_with_overloaded_and_then_commits(settings: Settings) -> None:
+    async def go() -> None:
+        db = DB(settings.database_url)
+        await db.connect()
+        await apply_migrations(db)
+        writer = LogWriter(db, max_queue_records=10, max_commit_records=100, batch_retention_hours=1)
+        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+        first = writer.submit(Batch(1, 1, [row] * 8))
+        with pytest.raises(WriterOverloaded):
+            writer.submit(Batch(1, 1, [row] * 5))
+        assert writer.stats["overloaded"] == 1
+        await writer.start()
+        assert await first == (8, 0, False)
+        await writer.stop()
+        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 8
+        await db.disconnect()
+
+    asyncio.run(go())
+
+
+def test_a_202_survives_a_crash_of_the_server(settings: Settings, tmp_path: Path) -> None:
+    """kill -9 right after the 202: the records are in the database."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "DATA_DIR": str(tmp_path), "SECRET_KEY": "s",
+           "PORT": str(port), "DASHBOARD": "false"}
+    created = subprocess.run([sys.executable, "-m", "server", "apps", "create", "--owner", "k@example.com", "--name", "crash"],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    key = next(w for w in created.stdout.split() if w.startswith("sk_"))
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "server.asgi:app", "--port", str(port), "--log-level", "warning"],
+                            env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        r = httpx.post(f"http://127.0.0.1:{port}/ingest", json={"api_key": key, "logs": _logs("durable", 500)}, timeout=30)
+        assert r.status_code == 202
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    async def count() -> int:
+        db = DB(settings.database_url)
+        await db.connect()
+        try:
+            return int(await db.fetch_val("SELECT COUNT(*) FROM logs WHERE message LIKE :p", {"p": "durable %"}))
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(count()) == 500
