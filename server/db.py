@@ -117,9 +117,8 @@ class DB:
                     raise
                 await self._shared.execute("COMMIT")
         else:
-            async with self.database.connection() as connection:
-                async with connection.transaction():
-                    yield Tx(connection)
+            async with self.database.connection() as connection, connection.transaction():
+                yield Tx(connection)
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[Any]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-__all__ = ["LEVELS", "COLUMNS", "Limits", "RecordError", "validate_record"]
+__all__ = ["COLUMNS", "LEVELS", "Limits", "RecordError", "validate_record"]
 
 LEVELS: dict[str, tuple[int, str]] = {
     "DEBUG": (10, "DEBUG"),
@@ -67,7 +67,7 @@ def _timestamp_us(value: Any) -> int:
         except ValueError:
             raise RecordError("timestamp", f"{value[:40]!r} is not ISO 8601 (e.g. 2026-12-04T10:00:00Z)") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         ts = int(parsed.timestamp() * 1_000_000)
         if ts < 0:
             raise RecordError("timestamp", "must not be before 1970-01-01")

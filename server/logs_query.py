@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ import orjson
 from server.errors import ApiError
 from server.ingest_validate import COLUMNS, LEVELS
 
-__all__ = ["LogQuery", "parse_log_query", "row_to_api", "run_log_query", "format_ts"]
+__all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
 
 _WORD = re.compile(r"[^\W_]+")
 _ATTR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -47,7 +47,7 @@ class LogQuery:
 
 
 def format_ts(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: str, field_name: str, now_us: int) -> int:
@@ -69,7 +69,7 @@ def parse_time(value: str, field_name: str, now_us: int) -> int:
             field=field_name,
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1_000_000)
 
 

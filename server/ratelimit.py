@@ -31,8 +31,7 @@ class TokenBuckets:
         now = time.monotonic()
         tokens, stamp = self._buckets.pop(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-        if amount > self.burst:
-            amount = self.burst  # a request larger than the burst is allowed once the bucket is full
+        amount = min(amount, self.burst)  # a request larger than the burst is allowed once the bucket is full
         if tokens >= amount:
             self._buckets[key] = (tokens - amount, now)
             wait = 0.0

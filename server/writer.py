@@ -213,40 +213,39 @@ class LogWriter:
 
     async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
         now = now_s()
-        async with self.db.raw() as conn:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_KEY)
-                fresh: list[Batch] = []
-                for batch in batches:
-                    if batch.batch_id is not None:
-                        inserted = await conn.fetchval(
-                            "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-                            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-                            batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected,
-                        )
-                        if inserted is None:
-                            stored = await conn.fetchrow(
-                                "SELECT accepted, rejected FROM ingest_batches WHERE app_id = $1 AND batch_id = $2",
-                                batch.app_id, batch.batch_id,
-                            )
-                            self._mark_duplicate(batch, tuple(stored) if stored else None)
-                            continue
-                    fresh.append(batch)
-                n = sum(len(b.rows) for b in fresh)
-                rows: list[tuple[Any, ...]] = []
-                if n:
-                    last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
-                    rows = self._assign_ids(fresh, last_id - n + 1)
-                    await conn.copy_records_to_table("logs", records=rows, columns=COLUMNS)
-                await conn.executemany(
-                    "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
-                )
-                reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
-                if reports:
-                    await conn.executemany(
-                        "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES ($1, $2, $3, $4)",
-                        reports,
+        async with self.db.raw() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_KEY)
+            fresh: list[Batch] = []
+            for batch in batches:
+                if batch.batch_id is not None:
+                    inserted = await conn.fetchval(
+                        "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                        batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected,
                     )
+                    if inserted is None:
+                        stored = await conn.fetchrow(
+                            "SELECT accepted, rejected FROM ingest_batches WHERE app_id = $1 AND batch_id = $2",
+                            batch.app_id, batch.batch_id,
+                        )
+                        self._mark_duplicate(batch, tuple(stored) if stored else None)
+                        continue
+                fresh.append(batch)
+            n = sum(len(b.rows) for b in fresh)
+            rows: list[tuple[Any, ...]] = []
+            if n:
+                last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
+                rows = self._assign_ids(fresh, last_id - n + 1)
+                await conn.copy_records_to_table("logs", records=rows, columns=COLUMNS)
+            await conn.executemany(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
+            )
+            reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
+            if reports:
+                await conn.executemany(
+                    "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES ($1, $2, $3, $4)",
+                    reports,
+                )
         self.stats["commits"] += 1
         self.stats["records"] += len(rows)
         return rows
