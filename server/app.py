@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import api, signin
+from server import api, oidc, signin
 from server.db import DB, hide_password
 from server.errors import exception_handlers
 from server.ingest import ingest
@@ -96,4 +96,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with open_resources(settings) as state:
             yield state
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    # The OIDC routes need the settings (client id, redirect URI, flow cookie), so they join here.
+    app_routes = [*routes, *oidc.routes(settings)]
+    return Starlette(routes=app_routes, exception_handlers=exception_handlers, lifespan=lifespan)
