@@ -195,6 +195,10 @@ class LogWriter:
             rows = self._assign_ids(fresh, first_id)
             if rows:
                 await conn.executemany(_INSERT_SQLITE, rows)
+                await conn.execute(
+                    "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id <= ?",
+                    (first_id, rows[-1][0]),
+                )
             await conn.executemany(
                 "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(now, k) for k in {b.key_id for b in fresh}]
             )

@@ -1,0 +1,152 @@
+"""Ingest throughput through real HTTP, next to the raw driver insert rate, and query latency.
+
+    .venv/bin/python bench/ingest_throughput.py [--seconds 15] [--query-rows 1000000] [--only sqlite|postgresql]
+
+For each database (SQLite file, PostgreSQL at TEST_POSTGRES_URL):
+1. baseline: the driver's own bulk insert (SQLite executemany / asyncpg COPY) into the same
+   logs table (FTS trigger / GIN index included), 20,000 rows per transaction;
+2. ingest: uvicorn (uvloop, httptools, one worker) with POST /ingest, batches of 100 logs
+   (plain JSON, loghub messages), 32 keep-alive connections (--connections); logs/s and the server's peak RSS;
+3. query: 1M logs over 24 h stored straight through the driver, then
+   GET /api/apps/1/logs?level=ERROR&q=WORD&since=1h through HTTP, p50/p95 over 200 queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (  # noqa: E402
+    database, free_port, http_post_loop, make_logs, peak_rss_mb, provision, sample_messages, server, server_env,
+)
+from server.db import DB  # noqa: E402
+from server.ingest_validate import COLUMNS, Limits, validate_record  # noqa: E402
+from server.migrate import apply_migrations  # noqa: E402
+
+LIMITS = Limits(32768, 16384, 5, 65536)
+
+
+def rows_for(logs: list[dict], app_id: int, first_id: int) -> list[tuple]:
+    now = time.time_ns() // 1000
+    rows = []
+    for i, log in enumerate(logs):
+        row = validate_record(log, app_id, "prod", now, LIMITS)
+        rows.append((first_id + i, *row[1:]))
+    return rows
+
+
+async def bulk_insert(url: str, rows: list[tuple], chunk: int = 20_000) -> float:
+    """Insert rows with the driver's bulk path; returns rows/s."""
+    db = DB(url)
+    await db.connect()
+    try:
+        await apply_migrations(db)
+        async with db.raw() as conn:
+            start = time.perf_counter()
+            for i in range(0, len(rows), chunk):
+                part = rows[i : i + chunk]
+                if db.dialect == "sqlite":
+                    await conn.execute("BEGIN IMMEDIATE")
+                    await conn.executemany(
+                        f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", part)
+                    await conn.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs "
+                                       "WHERE id >= ? AND id <= ?", (part[0][0], part[-1][0]))
+                    await conn.execute("COMMIT")
+                else:
+                    async with conn.transaction():
+                        await conn.copy_records_to_table("logs", records=part, columns=COLUMNS)
+            elapsed = time.perf_counter() - start
+            if db.dialect == "postgresql":
+                await conn.execute("SELECT setval('logs_id_seq', (SELECT MAX(id) FROM logs))")
+                await conn.execute("ANALYZE logs")
+            else:
+                await conn.execute("ANALYZE")
+        return len(rows) / elapsed
+    finally:
+        await db.disconnect()
+
+
+def ingest_run(kind: str, seconds: float, messages: list, connections: int) -> dict[str, float]:
+    rng = random.Random(1)
+    baseline_logs = make_logs(messages, 200_000, time.time() - 3600, 3600, rng)
+    with database(kind) as url:
+        baseline = asyncio.run(bulk_insert(url, rows_for(baseline_logs, 999, 1)))
+    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
+        env = server_env(url, data_dir, free_port())
+        key, _ = provision(env)
+        bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
+        with server(env) as proc:
+            counts = [0, 0]
+
+            async def load() -> float:
+                stop_at = time.monotonic() + seconds
+                start = time.perf_counter()
+                await asyncio.gather(*(http_post_loop(int(env["PORT"]), bodies, {"Authorization": f"Bearer {key}"},
+                                                      stop_at, counts) for _ in range(connections)))
+                return time.perf_counter() - start
+
+            elapsed = asyncio.run(load())
+            rss = peak_rss_mb(proc.pid)
+    return {"baseline_rows_s": baseline, "ingest_logs_s": counts[0] * 100 / elapsed, "failed_requests": counts[1],
+            "peak_rss_mb": rss}
+
+
+def query_run(kind: str, n_rows: int, messages: list) -> dict[str, float]:
+    rng = random.Random(2)
+    now = time.time()
+    error_words = sorted({w for lvl, _, m in messages if lvl == "ERROR" for w in m.split() if w.isalpha() and len(w) > 4})
+    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
+        env = server_env(url, data_dir, free_port())
+        _, token = provision(env)  # app 1
+        logs = make_logs(messages, n_rows, now - 86400, 86400, rng)
+        asyncio.run(bulk_insert(url, rows_for(logs, 1, 1)))
+        del logs
+        latencies = []
+        with server(env), httpx.Client(base_url=f"http://127.0.0.1:{env['PORT']}",
+                                        headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            for i in range(220):
+                word = error_words[rng.randrange(len(error_words))]
+                start = time.perf_counter()
+                r = http.get("/api/apps/1/logs", params={"level": "ERROR", "q": word, "since": "1h", "limit": 100})
+                took = (time.perf_counter() - start) * 1000
+                r.raise_for_status()
+                if i >= 20:  # warm-up
+                    latencies.append(took)
+    latencies.sort()
+    return {"query_p50_ms": statistics.median(latencies), "query_p95_ms": latencies[int(len(latencies) * 0.95) - 1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--query-rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive clients")
+    args = parser.parse_args()
+    messages = sample_messages()
+    for kind in ("sqlite", "postgresql"):
+        if args.only and kind != args.only:
+            continue
+        ing = ingest_run(kind, args.seconds, messages, args.connections)
+        print(f"[{kind}] raw driver bulk insert (baseline): {ing['baseline_rows_s']:,.0f} rows/s", flush=True)
+        print(f"[{kind}] HTTP ingest, batches of 100, 1 worker, {args.connections} clients: {ing['ingest_logs_s']:,.0f} logs/s "
+              f"({ing['ingest_logs_s'] / ing['baseline_rows_s']:.2f}x baseline; target >= 100,000), "
+              f"non-2xx: {ing['failed_requests']}, server peak RSS {ing['peak_rss_mb']:.0f} MB (target <= 200)", flush=True)
+        q = query_run(kind, args.query_rows, messages)
+        print(f"[{kind}] query level=ERROR + keyword + 1h over {args.query_rows:,} logs: "
+              f"p50 {q['query_p50_ms']:.1f} ms, p95 {q['query_p95_ms']:.1f} ms (target p95 <= 50)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
