@@ -31,6 +31,7 @@ from tests.conftest import Client, LiveServer, free_port
 
 CLIENT_ID = "sentry-logger-test"
 StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class _QuietHandler(werkzeug.serving.WSGIRequestHandler):
@@ -42,7 +43,7 @@ class Provider:
     """oidc-provider-mock on 127.0.0.1:<free port>, with PKCE enforcement and a JWKS switch."""
 
     def __init__(self) -> None:
-        self.oidc_app = oidc_provider_mock.app(require_nonce=True)
+        self.oidc_app: WSGIApp = oidc_provider_mock.app(require_nonce=True)
         self.enforce_pkce = True
         self.jwks_from: Provider | None = None  # serve another provider's keys (bad signatures)
         self.authorize_requests: list[dict[str, str]] = []
@@ -66,12 +67,12 @@ class Provider:
     def _wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
         if path == "/jwks" and self.jwks_from is not None:
-            return self.jwks_from.oidc_app(environ, start_response)  # type: ignore[no-any-return]
+            return self.jwks_from.oidc_app(environ, start_response)
         if path == "/oauth2/authorize":
             query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
             if method == "GET":
                 self.authorize_requests.append(query)
-                return self.oidc_app(environ, start_response)  # type: ignore[no-any-return]
+                return self.oidc_app(environ, start_response)
             return self._authorize(environ, start_response, query)
         if path == "/oauth2/token" and method == "POST":
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -81,9 +82,11 @@ class Provider:
                 payload = json.dumps({"error": "invalid_grant", "error_description": "PKCE verification failed"})
                 start_response("400 Bad Request", [("Content-Type", "application/json")])
                 return [payload.encode()]
-        return self.oidc_app(environ, start_response)  # type: ignore[no-any-return]
+        return self.oidc_app(environ, start_response)
 
-    def _authorize(self, environ: dict[str, Any], start_response: StartResponse, query: dict[str, str]) -> Any:
+    def _authorize(
+        self, environ: dict[str, Any], start_response: StartResponse, query: dict[str, str]
+    ) -> Iterable[bytes]:
         def capture(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             for name, value in headers:
                 code = parse_qs(urlsplit(value).query).get("code") if name.lower() == "location" else None
