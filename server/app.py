@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import api, oidc, signin
+from server import api, oidc, signin, tail
 from server.db import DB, hide_password
 from server.errors import exception_handlers
+from server.hub import create_hub
 from server.ingest import ingest
 from server.ingest_validate import Limits
 from server.migrate import apply_migrations
@@ -34,7 +35,8 @@ async def openapi(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     await request.state.db.fetch_val("SELECT 1")
-    return JSONResponse({"status": "ok", "writer_queue": request.state.writer.queued_records})
+    live_tail = {**request.state.hub.metrics(), **request.state.tails.metrics()}
+    return JSONResponse({"status": "ok", "writer_queue": request.state.writer.queued_records, "live_tail": live_tail})
 
 
 routes: list[BaseRoute] = [
@@ -42,6 +44,7 @@ routes: list[BaseRoute] = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     *api.routes,
+    *tail.routes,
     *signin.routes,
 ]
 
@@ -57,6 +60,13 @@ def build_state(settings: Settings) -> dict[str, Any]:
             max_commit_records=settings.ingest_commit_max_records,
             batch_retention_hours=settings.ingest_batch_retention_hours,
         ),
+        "hub": create_hub(
+            settings.hub_url,
+            channel_prefix=settings.hub_channel_prefix,
+            queue_max_lines=settings.tail_queue_max_lines,
+            publish_queue_max=settings.hub_publish_queue_max,
+        ),
+        "tails": tail.TailSessions(),
         "ingest_limiter": TokenBuckets(settings.ingest_rate_limit, 2 * settings.ingest_rate_limit),
         "api_limiter": TokenBuckets(settings.api_rate_limit / 60, settings.api_rate_limit / 6),
         "ingest_limits": Limits(
@@ -77,12 +87,17 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     try:
         if settings.migrate_on_start_enabled:
             await apply_migrations(db)
-        await state["writer"].start()
-        log.info("database %s ready", hide_password(db.url))
+        await state["hub"].connect()
         try:
-            yield state
+            state["writer"].listeners.append(state["hub"].publish_rows)
+            await state["writer"].start()
+            log.info("database %s ready", hide_password(db.url))
+            try:
+                yield state
+            finally:
+                await state["writer"].stop()
         finally:
-            await state["writer"].stop()
+            await state["hub"].disconnect()
     finally:
         await db.disconnect()
 

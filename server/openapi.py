@@ -108,6 +108,18 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _resp("A page of logs", {"$ref": "#/components/schemas/LogPage"}), **_errors(400, 401, 404, 429)},
             },
         },
+        "/api/tail-tokens": {
+            "post": {
+                "summary": "A short-lived token to open the live tail WebSocket /ws/tail of one app (docs/live-tail.md)",
+                "security": _USER,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["app_id"], "properties": {"app_id": {"type": "integer"}}}}}},
+                "responses": {"201": _resp("Token, lifetime in seconds (TAIL_TOKEN_TTL_SECONDS) and WebSocket URL", {
+                    "type": "object", "properties": {
+                        "token": {"type": "string"}, "expires_in": {"type": "integer"}, "url": {"type": "string"}}}),
+                    **_errors(400, 401, 403, 404, 429)},
+            },
+        },
         "/auth/signin": {"get": {"summary": "Sign-in page (HTML)", "security": [], "responses": {"200": _resp("HTML page")}}},
         "/auth/local": {"post": {"summary": "One-click local developer sign-in (form post)", "security": [],
                                  "responses": {"303": _resp("Signed in, redirect to next"), "403": _resp("Refused (HTML page)")}}},

@@ -139,7 +139,48 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QUERY_DEFAULT_LIMIT", "100", "Logs returned by the query API when `limit` is not given.", int),
     Setting("QUERY_MAX_LIMIT", "1000", "Most logs the query API returns in one page.", int),
     # Live tail
-    Setting("HUB_URL", "memory://", "Pub/sub backend of the live tail: memory://, redis://host:port, postgresql://..."),
+    Setting(
+        "HUB_URL",
+        "memory://",
+        "Pub/sub backend of the live tail: memory:// (one process), redis://host:port/db or "
+        "postgresql://... (LISTEN/NOTIFY) to share the stream between server processes. See docs/live-tail.md.",
+        secret=True,
+    ),
+    Setting(
+        "HUB_CHANNEL_PREFIX",
+        "sentry_logger",
+        "Prefix of the live tail's pub/sub channel names (1-40 of a-z 0-9 _), so several installations "
+        "can share one Redis or PostgreSQL.",
+    ),
+    Setting(
+        "HUB_PUBLISH_QUEUE_MAX",
+        "10000",
+        "Most committed batches waiting to be published to the hub; past it a batch is not published "
+        "(counted as publish_dropped_batches in /healthz).",
+        int,
+    ),
+    Setting(
+        "TAIL_QUEUE_MAX_LINES",
+        "10000",
+        "Most live lines queued for one tail subscriber; past it the subscriber skips lines and gets "
+        "a `skipped` marker it can resume from.",
+        int,
+    ),
+    Setting("TAIL_HEARTBEAT_SECONDS", "15", "A live tail with nothing to send sends a heartbeat this often.", float),
+    Setting(
+        "TAIL_MAX_DURATION_SECONDS",
+        "3600",
+        "Longest a live tail stays open; it then closes with code 4408 (reconnect with after_id to continue). 0 means no limit.",
+        float,
+    ),
+    Setting("TAIL_MAX_PER_USER", "10", "Most live tails one user may have open at once in one server process.", int),
+    Setting("TAIL_TOKEN_TTL_SECONDS", "60", "How long a tail token from POST /api/tail-tokens can open a tail.", int),
+    Setting(
+        "TAIL_SEND_TIMEOUT_SECONDS",
+        "30",
+        "A live tail whose client has not accepted a frame for this long is closed (code 4008).",
+        float,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -25,7 +25,7 @@ from server.hub.filters import LogFilter
 from server.hub.hub import Hub, LogBatch, Skipped, Subscription
 from server.logs_query import build_sql, row_to_api
 
-__all__ = ["LogFollower", "Lines", "follow_logs"]
+__all__ = ["Lines", "LogFollower", "follow_logs"]
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,7 @@ class Hub:
             channel, message = await self._outbox.get()
             try:
                 await self.backend.publish(channel, message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a backend outage must not end the publisher
                 self.stats["publish_failures"] += 1
                 log.warning("live tail publish failed: %s", exc)
             finally:
@@ -237,7 +237,7 @@ class Hub:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the backend reconnects; keep reading
                 log.warning("live tail backend read failed: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
