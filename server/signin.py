@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -111,10 +111,15 @@ async def signin_page(request: Request) -> Response:
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     buttons = []
     if settings.oidc_enabled:
+        oidc_next = html.escape(quote(safe_next(request.query_params.get("next"))))  # one query parameter, even with ?&
         buttons.append(
-            f'<a class="btn" href="/auth/oidc/login?next={next_url}">Sign in with {html.escape(settings.oidc_provider_name)}</a>'
+            f'<a class="btn" href="/auth/oidc/login?next={oidc_next}">'
+            f"Sign in with {html.escape(settings.oidc_provider_name)}</a>"
         )
-    if settings.local_login_enabled:
+    local_refusal = local_login_refusal(request) if settings.local_login_enabled else None
+    if local_refusal:  # say why up front rather than offer a button that cannot work
+        buttons.append(f"<p>{html.escape(local_refusal)}</p>")
+    elif settings.local_login_enabled:
         buttons.append(
             f'<form method="post" action="/auth/local"><input type="hidden" name="next" value="{next_url}">'
             '<button class="btn" type="submit">Continue as local developer</button></form>'

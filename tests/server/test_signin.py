@@ -49,6 +49,8 @@ def test_local_sign_in_refused_on_a_public_address(make_client: Callable[..., Cl
     assert "LOCAL_LOGIN_ALLOW_REMOTE" in refused.text
     assert SESSION_COOKIE not in refused.cookies
     assert client.get("/api/me").status_code == 401
+    page = client.get("/auth/signin").text  # the sign-in page says so instead of offering the button
+    assert "Continue as local developer" not in page and "LOCAL_LOGIN_ALLOW_REMOTE" in page
 
 
 def test_local_sign_in_on_a_public_address_when_explicitly_allowed(make_client: Callable[..., Client]) -> None:
@@ -82,6 +84,8 @@ def test_sign_in_page_offers_the_configured_methods(make_client: Callable[..., C
     assert "Continue as local developer" in local and 'value="/apps"' in local and "/auth/oidc/login" not in local
     oidc = make_client(oidc_client_id="some-client", oidc_provider_name="Google").get("/auth/signin?next=/apps").text
     assert "Sign in with Google" in oidc and "/auth/oidc/login?next=/apps" in oidc
+    deep = make_client(oidc_client_id="some-client").get("/auth/signin", params={"next": "/apps/3?tab=keys&x=1"}).text
+    assert "/auth/oidc/login?next=/apps/3%3Ftab%3Dkeys%26x%3D1" in deep  # `next` survives as one parameter
     assert "Continue as local developer" not in oidc
 
 
