@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._version import SDK_NAME, __version__
+
+try:  # optional: `pip install sentry-logger[fast]`; serialising is most of the worker's CPU
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
 from .record import Entry, Limits, entry_to_wire
 from .spool import SpoolFile
 
@@ -54,18 +59,27 @@ def _encode(batch_id: str, logs: list[dict[str, Any]], report: dict[str, Any] | 
     if report:
         payload["client_report"] = report
     payload["logs"] = logs
-    # ensure_ascii=False keeps bodies small; "replace" turns lone surrogates
-    # (possible in Python str, invalid in UTF-8) into "?" instead of making the
-    # whole batch undecodable on the server.
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
-    return gzip.compress(text.encode("utf-8", "replace"), compresslevel=6, mtime=0)
+    data = None
+    if _orjson is not None:
+        try:
+            data = _orjson.dumps(payload, default=str)
+        except Exception:  # e.g. a lone surrogate in a str: the stdlib path below copes
+            data = None
+    if data is None:
+        # "replace" turns lone surrogates (possible in Python str, invalid in
+        # UTF-8) into "?" instead of making the whole batch undecodable.
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+        data = text.encode("utf-8", "replace")
+    # Level 1: the worker's CPU competes with the app for the GIL; log batches
+    # still shrink several-fold.
+    return gzip.compress(data, compresslevel=1, mtime=0)
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
     """The JSON object of a gzip body (for splitting and for spooled reports)."""
     data = json.loads(gzip.decompress(body))
     if not isinstance(data, dict):
-        raise ValueError("batch body is not a JSON object")
+        raise TypeError("batch body is not a JSON object")
     return data
 
 
@@ -92,6 +106,6 @@ def report_of(batch: Batch) -> dict[str, Any] | None:
         return batch.report
     try:
         report = decode_body(batch.body).get("client_report")
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, TypeError, EOFError):
         return None
     return report if isinstance(report, dict) else None

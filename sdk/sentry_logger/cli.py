@@ -48,8 +48,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 2
     print(f"Sending a test record to {config.ingest_url} with key {config.key_prefix} "
           f"(key from {config.sources['api_key']}, DSN from {config.sources['dsn']})")
-    entry = Entry(time.time(), "INFO", args.message, "sentry_logger.cli", None, None,
-                  {"sentry_logger_test": True}, None, None, None)
+    entry: Entry = (time.time(), "INFO", args.message, "sentry_logger.cli", None, None,
+                    {"sentry_logger_test": True}, None, None, None, 0)
     common = {"service": config.service, "environment": config.environment, "host": socket.gethostname()}
     batch = build_batch([entry], common=common, limits=Limits(), report=None)
     transport = Transport(config.ingest_url, config.api_key, timeout=args.timeout)

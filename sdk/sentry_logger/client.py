@@ -2,7 +2,7 @@
 
 ``init()`` builds one and installs its handler on the root logger; tests and
 advanced users may build their own. Defaults (see the SDK README for the why):
-batches of 100 records or every 5 s, a buffer of 10,000 records / 16 MiB, a
+batches of 100 records or every 5 s, a buffer of 10,000 records / 32 MiB, a
 spool of 64 MiB, a 2 s flush budget at exit.
 """
 
@@ -45,8 +45,9 @@ class ClientOptions:
     batch_size: int = 100
     flush_interval: float = 5.0
     max_queue_records: int = 10_000
-    max_queue_bytes: int = 16 * 1024 * 1024
+    max_queue_bytes: int = 32 * 1024 * 1024
     max_record_bytes: int = 256 * 1024
+    max_batch_records: int = 1000
     max_batch_bytes: int = 1024 * 1024
     spool: bool = True
     spool_dir: Path | None = None
@@ -88,6 +89,7 @@ class Client:
             make_transport=self._make_transport,
             build_batch=self._build_batch,
             spool=self.spool,
+            max_batch_records=options.max_batch_records,
             max_batch_bytes=options.max_batch_bytes,
             flush_interval=options.flush_interval,
             backoff=options.backoff,

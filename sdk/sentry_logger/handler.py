@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .buffer import SMALL_ENTRY_BYTES
 from .context import request_id_var, trace_id_var
 from .record import (
     ENTRY_OVERHEAD,
@@ -35,6 +36,10 @@ __all__ = ["SentryLoggerHandler"]
 _BASE_FIELDS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 _STANDARD_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 _ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
+_ENTRY_OVERHEAD = ENTRY_OVERHEAD
+_SMALL = SMALL_ENTRY_BYTES
+_get_request_id = request_id_var.get
+_get_trace_id = trace_id_var.get
 
 
 class SentryLoggerHandler(logging.Handler):
@@ -44,6 +49,9 @@ class SentryLoggerHandler(logging.Handler):
         super().__init__(level)
         self.client = client
         self._buffer = client.buffer
+        self._items = client.buffer.items
+        self._max_records = client.buffer.max_records
+        self._batch_size = client.buffer.batch_size
         self._counters = client.counters
         self._worker = client.worker
         self._limits = client.options.limits
@@ -51,17 +59,18 @@ class SentryLoggerHandler(logging.Handler):
         self._max_record_bytes = client.options.max_record_bytes
 
     def handle(self, record: logging.LogRecord) -> bool:
-        # The buffer is thread-safe, so skip Handler.handle's per-handler RLock.
-        result = self.filter(record)
-        if result:
-            self.emit(record if result is True else result if isinstance(result, logging.LogRecord) else record)
-        return bool(result)
-
-    def emit(self, record: logging.LogRecord) -> None:
+        """Capture ``record`` (filters applied; no handler lock: the buffer is thread-safe)."""
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):
+                record = result
+        # Everything below is emit(), inlined: it runs for every record.
         try:
             worker = self._worker
             if record.thread == worker.thread_ident or record.name.startswith("sentry_logger"):
-                return
+                return True
             if not worker.started:
                 worker.start()
             try:
@@ -70,7 +79,7 @@ class SentryLoggerHandler(logging.Handler):
                 message = f"{record.msg!s} [sentry-logger: formatting with args {record.args!r} failed]"
             if len(message) > self._max_chars:
                 message = message[: self._max_chars] + _ELLIPSIS
-            size = ENTRY_OVERHEAD + len(message)
+            size = _ENTRY_OVERHEAD + len(message)
             attributes = exception = request_id = trace_id = None
             if len(record.__dict__) > _BASE_FIELDS:
                 attributes, extra_size = capture_attributes(record, self._limits)
@@ -84,7 +93,7 @@ class SentryLoggerHandler(logging.Handler):
                 attributes["stack_info"] = record.stack_info[-self._limits.attribute_string_chars:]
                 size += fit_attributes(attributes, self._limits.attributes_bytes)
             levelname = record.levelname
-            entry = Entry(
+            entry: Entry = (
                 record.created,
                 levelname if levelname in _STANDARD_LEVELS else level_for_wire(levelname, record.levelno),
                 message,
@@ -93,18 +102,28 @@ class SentryLoggerHandler(logging.Handler):
                 record.threadName,
                 attributes,
                 exception,
-                request_id or request_id_var.get(),
-                trace_id or trace_id_var.get(),
+                request_id or _get_request_id(),
+                trace_id or _get_trace_id(),
+                size,
             )
-            if size > self._max_record_bytes:
+            items = self._items
+            if size <= _SMALL and len(items) < self._max_records:
+                items.append(entry)  # the common case, lock-free (see buffer.py)
+                if len(items) == self._batch_size:
+                    self._buffer.ready.set()
+            elif size > self._max_record_bytes:
                 self._counters.drop("too_large")
-            elif not self._buffer.put(entry, size):
+            elif not self._buffer.put(entry):
                 self._counters.drop("queue_full")
         except Exception:
             try:
                 self._counters.drop("capture_failed")
             except Exception:
                 pass
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
     def close(self) -> None:
         """Detach from logging's registry only.

@@ -198,7 +198,6 @@ def _normalise_dsn(value: str, source: str) -> str:
             f"sentry-logger: the DSN from {source} ({shown!r}) is not an http(s) URL; "
             "it should be the server's base URL, e.g. https://logs.example.com or http://127.0.0.1:8000"
         )
-    path = parts.path.rstrip("/")
-    if path.endswith("/ingest"):  # a pasted endpoint URL: the SDK appends /ingest itself
-        path = path[: -len("/ingest")]
+    # a pasted endpoint URL: the SDK appends /ingest itself
+    path = parts.path.rstrip("/").removesuffix("/ingest")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

@@ -47,6 +47,7 @@ class Worker:
         make_transport: Callable[[], Transport],
         build_batch: BuildBatch,
         spool: Spool | None,
+        max_batch_records: int,
         max_batch_bytes: int,
         flush_interval: float,
         backoff: tuple[float, float],
@@ -59,6 +60,7 @@ class Worker:
         self.spool = spool
         self._make_transport = make_transport
         self._build_batch = build_batch
+        self._max_batch_records = max(max_batch_records, buffer.batch_size)
         self._max_batch_bytes = max_batch_bytes
         self._flush_interval = flush_interval
         self._backoff = backoff
@@ -71,6 +73,7 @@ class Worker:
         self._cond = threading.Condition()
         self._pending: deque[Batch] = deque()
         self._thread: threading.Thread | None = None
+        self.started = False  # a plain attribute: the handler reads it on every record
         self.thread_ident: int | None = None
         self._flush_requests = 0
         self._stopping = False
@@ -96,10 +99,7 @@ class Worker:
                 return
             self._thread = thread
             self.thread_ident = thread.ident
-
-    @property
-    def started(self) -> bool:
-        return self._thread is not None
+            self.started = True
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's thread and batches (the parent sends them)."""
@@ -225,7 +225,9 @@ class Worker:
         return None
 
     def _form_batch(self) -> Batch:
-        entries = self.buffer.take(self.buffer.batch_size, self._max_batch_bytes)
+        # batch_size records make a batch due; a backlog goes out in bigger
+        # requests (up to max_batch_records, the server's INGEST_MAX_RECORDS).
+        entries = self.buffer.take(self._max_batch_records, self._max_batch_bytes)
         return self._build_batch(entries, self.counters.take_report())
 
     def _offload(self, due: bool, now: float) -> None:
