@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from server.settings import load_settings
 
@@ -22,14 +23,27 @@ def _run(args: argparse.Namespace) -> int:
         overrides["dashboard"] = False
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
-    if not args.no_dashboard:
-        os.environ.pop("DASHBOARD", None)
-    else:
-        os.environ["DASHBOARD"] = "false"
+    os.environ["DASHBOARD"] = "true" if settings.dashboard else "false"
+    # Absolute, since the dashboard runs from the project root (Reflex reads rxconfig.py there).
+    os.environ["DATA_DIR"] = settings.data_dir
     url = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0', '::') else settings.host}:{settings.port}"
-    print(f"sentry-logger is running at {url}  (API under {url}/api, ingest at {url}/ingest)", flush=True)
+    app: Any = "server.asgi:app"
+    if settings.dashboard:
+        from frontend.serve import dashboard_asgi, ensure_build
+
+        try:
+            ensure_build(settings, force=args.rebuild)
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {exc}\n(run with --no-dashboard to serve the API and ingest only)", file=sys.stderr)
+            return 1
+        app = dashboard_asgi(settings)
+        print(f"sentry-logger is running at {url}  (dashboard at {url}/, API under {url}/api, "
+              f"ingest at {url}/ingest)", flush=True)
+    else:
+        print(f"sentry-logger API is running at {url}  (API under {url}/api, ingest at {url}/ingest; "
+              "dashboard off)", flush=True)
     uvicorn.run(
-        "server.asgi:app", host=settings.host, port=settings.port, log_level=args.log_level,
+        app, host=settings.host, port=settings.port, log_level=args.log_level,
         proxy_headers=True, ws_per_message_deflate=False,
     )
     return 0
@@ -98,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the server (dashboard, API, ingest, live tail)")
     run.add_argument("--host", help="listen address (default: HOST setting, 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: PORT setting, 8000)")
-    run.add_argument("--no-dashboard", action="store_true", help="serve the API and ingest only")
+    run.add_argument("--no-dashboard", action="store_true", help="serve the API and ingest only (also DASHBOARD=false)")
+    run.add_argument("--rebuild", action="store_true", help="rebuild the dashboard frontend even if unchanged")
     run.add_argument("--log-level", default="info")
     sub.add_parser("migrate", help="apply pending database migrations")
     apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps_command", required=True)

@@ -1,0 +1,30 @@
+"""Every dashboard URL in one place. Starlette routes (/api, /auth, /ingest) are not pages."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+__all__ = ["APP_KEYS", "APP_LOGS", "HOME", "SIGNIN", "app_keys", "app_logs", "signin"]
+
+HOME = "/"
+SIGNIN = "/signin"
+APP_LOGS = "/apps/[app_id]/logs"
+APP_KEYS = "/apps/[app_id]/keys"
+
+# Server (Starlette) endpoints the dashboard links or posts to: plain anchors and forms,
+# never client-side navigation.
+AUTH_LOCAL = "/auth/local"
+AUTH_OIDC_LOGIN = "/auth/oidc/login"
+
+
+def app_logs(app_id: int | str, params: dict[str, str] | None = None) -> str:
+    query = urlencode({k: v for k, v in (params or {}).items() if v})
+    return f"/apps/{app_id}/logs" + (f"?{query}" if query else "")
+
+
+def app_keys(app_id: int | str) -> str:
+    return f"/apps/{app_id}/keys"
+
+
+def signin(next_path: str) -> str:
+    return f"{SIGNIN}?next={quote(next_path, safe='/')}"

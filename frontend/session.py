@@ -1,0 +1,107 @@
+"""The signed-in user and their apps: the base state of every signed-in page.
+
+Every handler that touches data calls `_require_user()` first, which re-validates the
+session cookie against the sessions table (see `frontend.runtime`); pages gate what they
+render on `rx.State.is_hydrated` and `SessionState.signed_in`, which `on_load` recomputes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import reflex as rx
+
+from frontend import routes, runtime
+from server import apps
+from server.accounts import User, delete_session
+from server.errors import ApiError
+from server.logs_query import LogQuery, run_log_query
+
+__all__ = ["SessionState", "SignedOut", "app_health", "readable"]
+
+HEALTH_WINDOW_S = 300
+ERROR_LEVEL = 40
+
+
+class SignedOut(Exception):
+    """The tab's session is gone (signed out elsewhere, expired): go to the sign-in page."""
+
+
+def readable(exc: Exception) -> str:
+    """A message for people: the API's own wording for API errors, a generic one otherwise."""
+    if isinstance(exc, ApiError):
+        return exc.message[:1].upper() + exc.message[1:]
+    return "Something went wrong on the server; please try again."
+
+
+async def app_health(db: Any, app_id: int) -> str:
+    """"errors" (errors in the last 5 min), "ok" (logs, no errors) or "silent" (no logs)."""
+    since = time.time_ns() // 1000 - HEALTH_WINDOW_S * 1_000_000
+    errors = await run_log_query(db, app_id, LogQuery(min_level=ERROR_LEVEL, since_us=since, limit=1))
+    if errors["logs"]:
+        return "errors"
+    recent = await run_log_query(db, app_id, LogQuery(since_us=since, limit=1))
+    return "ok" if recent["logs"] else "silent"
+
+
+class SessionState(rx.State):
+    signed_in: bool = False
+    user_email: str = ""
+    user_name: str = ""
+    # The sidebar: [{"id", "name", "health"}], ids as strings.
+    apps: list[dict[str, str]] = []
+    page_error: str = ""
+    # This server's address, as SDKs should be configured with it.
+    dsn: str = ""
+
+    async def _require_user(self) -> User:
+        user = await runtime.signed_in_user(self.router)
+        if user is None:
+            self.signed_in = False
+            self.user_email = self.user_name = ""
+            self.apps = []
+            raise SignedOut()
+        self.signed_in = True
+        self.user_email, self.user_name = user.email, user.name or user.email
+        return user
+
+    def _to_signin(self) -> rx.event.EventSpec:
+        url = self.router.url
+        next_path = url.path + (f"?{url.query}" if url.query else "")
+        return rx.redirect(routes.signin(next_path or "/"))
+
+    async def _refresh_apps(self, user: User) -> None:
+        db = runtime.resources()["db"]
+        rows = await apps.list_apps(db, user)
+        self.apps = [
+            {"id": str(r["id"]), "name": r["name"], "health": await app_health(db, int(r["id"]))} for r in rows
+        ]
+
+    async def _load_session(self) -> User | None:
+        """Who is this, and their apps; None when signed out (then redirect with `_to_signin`)."""
+        self.page_error = ""
+        self.dsn = runtime.settings().base_url
+        try:
+            user = await self._require_user()
+        except SignedOut:
+            return None
+        await self._refresh_apps(user)
+        return user
+
+    @rx.event
+    async def load_session(self) -> Any:
+        """on_load of a signed-in page without its own data."""
+        if await self._load_session() is None:
+            return self._to_signin()
+        return None
+
+    @rx.event
+    async def sign_out(self) -> Any:
+        session_id = runtime.session_id_from(self.router.headers.cookie)
+        if session_id:
+            await delete_session(runtime.resources()["db"], session_id)
+        self.signed_in = False
+        self.user_email = self.user_name = ""
+        self.apps = []
+        return rx.redirect(routes.SIGNIN)
