@@ -289,6 +289,10 @@ def test_unknown_or_stale_state_is_refused(app_url: str, provider: Provider) -> 
         open_consent(http, app_url)  # restarting replaces the first flow's state
         stale = http.get(consent(http, first, "alice-sub"))
         assert stale.status_code == 400 and "does not match a sign-in started in this browser" in stale.text
+        for query in ("", "?code=forged", "?state=forged"):
+            forged = http.get(f"{app_url}/auth/oidc/callback{query}")
+            assert forged.status_code == 400 and "<h1>Sign-in expired</h1>" in forged.text
+        assert me(http, app_url).status_code == 401
 
 
 def test_bad_id_token_signature_is_refused(
