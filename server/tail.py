@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+import anyio.abc
 import orjson
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -139,7 +143,8 @@ class TailSession:
     async def send(self, frame: bytes) -> None:
         async with self._lock:
             try:
-                await asyncio.wait_for(self.ws.send_text(frame.decode()), self.settings.tail_send_timeout_seconds)
+                with anyio.fail_after(self.settings.tail_send_timeout_seconds):
+                    await self.ws.send_text(frame.decode())
             except TimeoutError:
                 raise TailClose(4008, "client_too_slow", "the client did not read for TAIL_SEND_TIMEOUT_SECONDS") from None
 
@@ -187,21 +192,26 @@ class TailSession:
     async def run(self) -> TailClose | None:
         """Serve until the client leaves (None) or the tail must close (the reason)."""
         limit = self.settings.tail_max_duration_seconds
-        tasks = [asyncio.create_task(self.sender()), asyncio.create_task(self.receiver())]
-        try:
-            done, _ = await asyncio.wait(tasks, timeout=limit or None, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if not done:
+        ended: list[TailClose] = []
+
+        async def until_done(part: Callable[[], Awaitable[None]], group: anyio.abc.TaskGroup) -> None:
+            try:
+                await part()
+            except TailClose as close:
+                ended.append(close)
+            except HubClosed:
+                ended.append(TailClose(1012, "server_restart", "the server is restarting; resume with after_id"))
+            except Exception:  # noqa: BLE001, S110 - the client's connection failed: it left
+                pass
+            group.cancel_scope.cancel()  # the other part stops too
+
+        with anyio.move_on_after(limit or math.inf) as timer:
+            async with anyio.create_task_group() as group:
+                group.start_soon(until_done, self.sender, group)
+                group.start_soon(until_done, self.receiver, group)
+        if timer.cancelled_caught and not ended:
             return TailClose(4408, "max_duration", f"tails last at most {limit:g} s; resume with after_id")
-        exc = next(iter(done)).exception()
-        if isinstance(exc, TailClose):
-            return exc
-        if isinstance(exc, HubClosed):
-            return TailClose(1012, "server_restart", "the server is restarting; resume with after_id")
-        return None  # the client left, or its connection failed
+        return ended[0] if ended else None
 
 
 async def _close(ws: WebSocket, close: TailClose, cursor: int | None = None) -> None:
@@ -209,9 +219,11 @@ async def _close(ws: WebSocket, close: TailClose, cursor: int | None = None) -> 
         body = {"type": "closing", "code": close.code, "error": close.error, "message": close.message}
         if cursor is not None:
             body["cursor"] = cursor
-        await asyncio.wait_for(ws.send_text(orjson.dumps(body).decode()), 2)
+        with anyio.fail_after(2):
+            await ws.send_text(orjson.dumps(body).decode())
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.close(close.code, close.message[:120]), 2)
+        with anyio.fail_after(2):
+            await ws.close(close.code, close.message[:120])
 
 
 async def tail(ws: WebSocket) -> None:

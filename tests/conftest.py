@@ -77,6 +77,27 @@ def pg_url() -> Iterator[str]:
     _run(drop())
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's real Redis (TEST_REDIS_URL, default redis://127.0.0.1:6379/0).
+    Skipped when unreachable, except under CI=true, where it fails. Use a unique channel
+    prefix per test (HUB_CHANNEL_PREFIX) so parallel runs do not see each other."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis not reachable at {url}: {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return url
+
+
 def _reset_pg(url: str) -> None:
     async def reset() -> None:
         conn = await asyncpg.connect(url)

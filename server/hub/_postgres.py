@@ -131,7 +131,8 @@ class PostgresBackend:
     async def next_message(self) -> tuple[str, bytes]:
         while True:
             try:
-                item = await asyncio.wait_for(self._pending.get(), 1.0)
+                async with asyncio.timeout(1.0):
+                    item = await self._pending.get()
             except TimeoutError:
                 if not self._closed and self._listen.is_closed():
                     await self._reconnect()  # notifications sent meanwhile are lost (see follow.py)

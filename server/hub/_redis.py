@@ -65,7 +65,8 @@ class RedisBackend:
         self._confirmations[channel] = future
         try:
             await self._pubsub.subscribe(channel)
-            await asyncio.wait_for(future, 10)
+            async with asyncio.timeout(10):
+                await future
         finally:
             self._confirmations.pop(channel, None)
 

@@ -93,7 +93,7 @@ class LogFollower:
                    if line["id"] > self.position and match(line)]
             if new:
                 first_id = new[0][0]["id"]
-                if self.sub.hub.shared and first_id > self.position + 1 and first_id > self._filled_to:
+                if self.sub.hub.may_have_gaps and first_id > self.position + 1 and first_id > self._filled_to:
                     # Maybe another process's earlier commit is still on its way: read it first.
                     self._held.appendleft(item)
                     if not logs:

@@ -130,7 +130,8 @@ class Subscription:
                 raise HubClosed("the live tail hub disconnected")
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
             except TimeoutError:
                 return None
 
@@ -169,6 +170,14 @@ class Hub:
     def shared(self) -> bool:
         return self.backend.shared
 
+    @property
+    def may_have_gaps(self) -> bool:
+        """Whether a follower must check the database for lines missing from the live stream:
+        other processes publish too (arrival order may differ from commit order), or a
+        batch was not published (outbox full, backend error)."""
+        s = self.stats
+        return self.backend.shared or bool(s["publish_dropped_batches"] or s["publish_failures"] or self.backend.dropped)
+
     def metrics(self) -> dict[str, int]:
         """Counters for /healthz: totals since start plus current subscribers and queued lines."""
         subs = [s for group in self._subscribers.values() for s in group]
@@ -189,7 +198,8 @@ class Hub:
     async def disconnect(self) -> None:
         """Flush what is waiting to be published (briefly), stop, and end every subscription."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), 2)
+            async with asyncio.timeout(2):
+                await self._outbox.join()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
