@@ -19,7 +19,7 @@ import sentry_logger
 #    while an unreachable server only produces one warning on stderr.
 sentry_logger.init(service="fastapi-example")
 
-from fastapi import FastAPI, HTTPException  # noqa: E402
+from fastapi import FastAPI, HTTPException
 
 app = FastAPI(title="sentry-logger FastAPI example")
 # 2. One record per request (method, route, status_code, duration_ms), plus the
@@ -32,7 +32,7 @@ ITEMS = {1: "keyboard", 42: "towel"}
 
 @app.get("/")
 def index() -> dict[str, str]:
-    logging.info("index visited")
+    logging.info("index visited")  # noqa: LOG015 - the root logger works too (the user journey uses it)
     return {"hello": "world"}
 
 

@@ -41,6 +41,8 @@ def log_request(
     status_code: int,
     duration_ms: float,
     exc_info: ExcInfo | None = None,
+    request_id: str | None = None,
+    trace_id: str | None = None,
 ) -> None:
     """One record per request; ERROR with the traceback for 5xx and unhandled exceptions."""
     level = logging.ERROR if exc_info is not None or status_code >= 500 else logging.INFO
@@ -54,6 +56,11 @@ def log_request(
     }
     if route:
         attributes["route"] = route
+    # passed explicitly: a WSGI body may finish after the request's context is gone
+    if request_id:
+        attributes["request_id"] = request_id
+    if trace_id:
+        attributes["trace_id"] = trace_id
     if exc_info is not None:
         message = f"{method} {path} raised {exc_info[0].__name__} after {duration_ms:.1f} ms"
     else:

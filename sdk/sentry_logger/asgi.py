@@ -35,7 +35,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class SentryLoggerMiddleware:
-    """Pure ASGI middleware; non-HTTP scopes (websocket, lifespan) pass through."""
+    """Pure ASGI middleware; websocket scopes pass through, lifespan shutdown flushes."""
 
     def __init__(
         self,
@@ -49,6 +49,9 @@ class SentryLoggerMiddleware:
         self._logger = logging.getLogger(logger_name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _flush_at_shutdown(send))
+            return
         if scope["type"] != "http" or self._paths.excluded(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
@@ -85,6 +88,30 @@ class SentryLoggerMiddleware:
             duration_ms=(time.perf_counter() - start) * 1000.0,
             exc_info=exc_info,
         )
+
+
+def _flush_at_shutdown(send: Send) -> Send:
+    """Flush when the server reports lifespan shutdown.
+
+    uvicorn (0.29+) re-raises SIGTERM after a graceful shutdown, so the process
+    dies by the signal and ``atexit`` never runs; lifespan shutdown is the last
+    moment the SDK is told about. During an outage the flush moves what is
+    buffered into the spool.
+    """
+
+    async def send_after_flush(message: Message) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            from .lifecycle import get_client
+
+            client = get_client()
+            if client is not None and not client.flush(client.options.shutdown_timeout):
+                where = (f"spooled to {client.spool.directory}" if client.spool is not None
+                         else "kept in memory only: lost if the process is killed now")
+                problem = client.worker.last_problem or "timeout"
+                sys.stderr.write(f"sentry-logger: log records not delivered at server shutdown ({problem}); {where}\n")
+        await send(message)
+
+    return send_after_flush
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -7,7 +7,6 @@ device-flow ``init`` command slots in the same way.
 from __future__ import annotations
 
 import argparse
-import logging
 import socket
 import sys
 import time
@@ -130,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sentry-logger`` console script."""
-    logging.getLogger("sentry_logger").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

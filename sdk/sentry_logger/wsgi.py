@@ -44,8 +44,10 @@ class SentryLoggerWSGIMiddleware:
         if self._paths.excluded(path):
             return self.app(environ, start_response)
         start = time.perf_counter()
-        rid_token = request_id_var.set(new_request_id(environ.get("HTTP_X_REQUEST_ID")))
-        trace_token = trace_id_var.set(parse_traceparent(environ.get("HTTP_TRACEPARENT")))
+        request_id = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        trace_id = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
+        rid_token = request_id_var.set(request_id)
+        trace_token = trace_id_var.set(trace_id)
         status = [500]
 
         def start_with_status(status_line: str, headers: Any, exc_info: Any = None) -> Any:
@@ -58,7 +60,8 @@ class SentryLoggerWSGIMiddleware:
         def finish(exc_info: Any) -> None:
             log_request(self._logger, method=environ.get("REQUEST_METHOD", "GET"), path=path, route=None,
                         status_code=500 if exc_info else status[0],
-                        duration_ms=(time.perf_counter() - start) * 1000.0, exc_info=exc_info)
+                        duration_ms=(time.perf_counter() - start) * 1000.0, exc_info=exc_info,
+                        request_id=request_id, trace_id=trace_id)
 
         try:
             body = self.app(environ, start_with_status)
@@ -85,6 +88,7 @@ class _ClosingBody:
         except Exception:
             self._done(sys.exc_info())
             raise
+        self._done(None)  # body fully sent; close() may come much later, or never
 
     def close(self) -> None:
         try:

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-
 import sentry_logger
+import uvicorn
 
 API_KEY = "sk_test_" + "ab" * 20
 SDK_ENV_VARS = (

@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from sentry_logger import ConfigurationError
 from sentry_logger.config import config_path, load_config, write_profile
 

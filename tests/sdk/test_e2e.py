@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import sentry_logger
 from sentry_logger.context import request_id_var
 
@@ -256,3 +255,15 @@ def test_bad_key_one_clear_message_and_the_app_keeps_running(
     assert "9999999999" not in err
     assert client.stats()["dropped"]["auth_failed"] == 3
     assert app_logs(live_server) == []
+
+
+def test_records_clipped_by_the_sdk_are_accepted_by_the_server(live_server: Any) -> None:
+    client = init_live(live_server)
+    try:
+        raise ValueError("v" * 20_000)
+    except ValueError:
+        log.exception("é" * 40_000, extra={"blob": "b" * 40_000, "n": 1, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}})
+    assert sentry_logger.flush(10)
+    assert client.stats()["rejected"] == 0
+    (record,) = app_logs(live_server)
+    assert record["attributes"]["n"] == 1 and record["exception"]["type"] == "ValueError"

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 import sentry_logger
 from sentry_logger.config import write_profile
 from sentry_logger.options import default_service, key_hint, resolve

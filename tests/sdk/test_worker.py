@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 import sentry_logger
 
 from .conftest import API_KEY, FAST, Sink, run_python
