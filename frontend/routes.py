@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-__all__ = ["APP_KEYS", "APP_LOGS", "HOME", "SIGNIN", "app_keys", "app_logs", "signin"]
+__all__ = ["APP_KEYS", "APP_LOGS", "HOME", "SIGNIN", "app_id_in", "app_keys", "app_logs", "signin"]
 
 HOME = "/"
 SIGNIN = "/signin"
@@ -24,6 +24,12 @@ def app_logs(app_id: int | str, params: dict[str, str] | None = None) -> str:
 
 def app_keys(app_id: int | str) -> str:
     return f"/apps/{app_id}/keys"
+
+
+def app_id_in(path: str) -> str:
+    """The app id of an /apps/<id>/... path ("" when there is none)."""
+    parts = path.strip("/").split("/")
+    return parts[1] if len(parts) >= 2 and parts[0] == "apps" else ""
 
 
 def signin(next_path: str) -> str:

@@ -75,7 +75,7 @@ def reflex_env(settings: Settings) -> dict[str, str]:
         "REFLEX_API_URL": api_url_for(settings),
     }
     if "NPM_CONFIG_REGISTRY" not in os.environ and shutil.which("npm"):
-        registry = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True).stdout.strip()
+        registry = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, check=False).stdout.strip()
         if registry:
             env["NPM_CONFIG_REGISTRY"] = registry
     bun = _bun_path() or _install_bun()
@@ -118,7 +118,7 @@ def ensure_build(settings: Settings, *, force: bool = False, quiet: bool = False
         child_env["PUBLIC_URL"] = settings.public_url
     result = subprocess.run(
         [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip", "--loglevel", "warning"],
-        cwd=ROOT, env=child_env, capture_output=True, text=True,
+        cwd=ROOT, env=child_env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"building the dashboard failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")

@@ -50,7 +50,7 @@ class SessionState(rx.State):
     user_email: str = ""
     user_name: str = ""
     # The sidebar: [{"id", "name", "health"}], ids as strings.
-    apps: list[dict[str, str]] = []
+    apps: list[dict[str, str]] = rx.field(default_factory=list)
     page_error: str = ""
     # This server's address, as SDKs should be configured with it.
     dsn: str = ""

@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from frontend import routes, runtime, styles
+from frontend import routes, runtime
 from frontend.components.one_time_key import OneTimeKeyState, reveal
 from frontend.session import SessionState, SignedOut, readable
 from server import apps

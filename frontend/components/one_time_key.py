@@ -31,12 +31,12 @@ window.slReveal = function (key) {
   })();
 };
 window.slCopySecret = function () {
-  var input = document.getElementById('%s');
+  var input = document.getElementById('KEY_INPUT_ID');
   if (!input || !input.value) { return; }
   input.select();
   if (navigator.clipboard) { navigator.clipboard.writeText(input.value); } else { document.execCommand('copy'); }
 };
-""" % KEY_INPUT_ID
+""".replace("KEY_INPUT_ID", KEY_INPUT_ID)
 
 
 def reveal(key: str) -> rx.event.EventSpec:

@@ -29,7 +29,7 @@ class KeysState(SessionState):
     app_id: str = ""
     app_name: str = ""
     loaded: bool = False
-    keys: list[dict[str, str]] = []
+    keys: list[dict[str, str]] = rx.field(default_factory=list)
     new_environment: str = ""
     create_error: str = ""
     # One confirmation dialog for regenerate / revoke / delete app.
@@ -62,7 +62,7 @@ class KeysState(SessionState):
         if user is None:
             return self._to_signin()
         try:
-            app = await apps.get_app(runtime.resources()["db"], user, self.router.page.params.get("app_id", ""))
+            app = await apps.get_app(runtime.resources()["db"], user, routes.app_id_in(self.router.url.path))
         except ApiError:
             self.app_id = self.app_name = ""
             self.page_error = "This app does not exist, or it is not yours."
@@ -202,11 +202,13 @@ def _confirm_dialog() -> rx.Component:
             rx.alert_dialog.description(
                 rx.match(
                     s.confirm_action,
-                    ("regenerate", "A new key replaces it. The old key stops working immediately: "
-                                   "apps still using it get 401 until you deploy the new one."),
+                    ("regenerate", ("A new key replaces it. The old key stops working immediately: "
+                                    "apps still using it get 401 until you deploy the new one.")),
                     ("revoke", "The key stops working immediately: apps using it get 401."),
-                    "The app, all its keys and all its logs are deleted. This cannot be undone. "
-                    "Type the app's name to confirm.",
+                    (
+                        "The app, all its keys and all its logs are deleted. This cannot be undone. "
+                        "Type the app's name to confirm."
+                    ),
                 ),
                 size="2",
             ),

@@ -41,7 +41,7 @@ _FILTER_KEYS = ("level", "q", "range", "since", "until", "service", "environment
 class LogsState(SessionState):
     app_id: str = ""
     app_name: str = ""
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, str]] = rx.field(default_factory=list)
     loaded: bool = False
     has_any_logs: bool = False
     older_cursor: str = ""
@@ -68,7 +68,7 @@ class LogsState(SessionState):
     shown_id: int = 0
     # The expanded row.
     expanded_id: str = ""
-    detail: dict[str, str] = {}
+    detail: dict[str, str] = rx.field(default_factory=dict)
 
     # ---- reading the URL and building queries -------------------------------------------
 
@@ -133,7 +133,7 @@ class LogsState(SessionState):
         self.paused = False
         self.new_count = 0
         try:
-            app = await apps.get_app(runtime.resources()["db"], user, self.router.page.params.get("app_id", ""))
+            app = await apps.get_app(runtime.resources()["db"], user, routes.app_id_in(self.router.url.path))
         except ApiError:
             self.app_id, self.app_name = "", ""
             self.page_error = "This app does not exist, or it is not yours."
@@ -355,7 +355,8 @@ class LogsState(SessionState):
                     if not lines and now < next_check:
                         continue
                     async with self:
-                        if self.stream_gen != gen or self.app_id != app_id:
+                        path = self.router.url.path
+                        if self.stream_gen != gen or routes.app_id_in(path) != app_id or not path.endswith("/logs"):
                             return
                         if now >= next_check:
                             next_check = now + SESSION_CHECK_SECONDS

@@ -59,11 +59,15 @@ def signin_page() -> rx.Component:
                 rx.text("Sign in to see your apps' logs.", color=styles.MUTED, size="2"),
                 rx.cond(
                     s.oidc_enabled,
-                    rx.el.a(
+                    # A full document navigation (reload_document): /auth/oidc/login is a server
+                    # route, which client-side routing would never reach.
+                    rx.link(
                         rx.button(rx.icon("log_in", size=16), "Sign in with ", s.provider_name,
                                   size="3", width="100%", id="signin-oidc"),
                         href=s.oidc_href,
-                        style={"width": "100%", "text_decoration": "none"},
+                        reload_document=True,
+                        underline="none",
+                        width="100%",
                     ),
                 ),
                 rx.cond(
