@@ -126,13 +126,21 @@ def _after_fork_in_child() -> None:
     if client is None:
         return
     client.after_fork_in_child()
-    # multiprocessing children leave through os._exit, skipping atexit: use its finalizers.
+    # multiprocessing children leave through os._exit, skipping atexit, and clear
+    # multiprocessing's finalizers when they start: register ours from its
+    # after-fork hook, which runs after that clearing.
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         try:
-            mp_util.Finalize(client, _at_exit, exitpriority=100)
+            mp_util.register_after_fork(client, _register_mp_finalizer)
         except Exception:
             pass
+
+
+def _register_mp_finalizer(client: Client) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(client, _at_exit, exitpriority=100)
 
 
 def _install_process_hooks() -> None:

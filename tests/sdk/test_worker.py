@@ -268,3 +268,45 @@ def test_a_forked_child_gets_its_own_worker_and_buffer(sink: Sink, init_sdk: Cal
     got = {(e["message"], e["process_id"]) for e in sink.logs}
     assert got == {("parent before fork", os.getpid()), ("from the child", pid), ("parent after fork", os.getpid())}
     assert len(sink.logs) == 3
+
+
+def test_a_multiprocessing_fork_child_is_flushed(sink: Sink, init_sdk: Callable[..., Any]) -> None:
+    import multiprocessing
+
+    init_sdk(flush_interval=60)
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_log_in_child)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    sink.wait_for(lambda s: messages(s) == ["from a multiprocessing child"])
+
+
+def _log_in_child() -> None:
+    log.info("from a multiprocessing child")
+
+
+KILLED = """
+import logging, os, signal, time, sentry_logger
+client = sentry_logger.init({key!r}, {dsn!r}, flush_interval=0.05, backoff=(0.05, 0.1))
+logging.getLogger("child").info("logged before a crash")
+deadline = time.monotonic() + 20
+while client.stats()["spooled"] < 1 and time.monotonic() < deadline:
+    time.sleep(0.02)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_batch_claimed_by_a_crashed_process_is_replayed(
+    sink: Sink, init_sdk: Callable[..., Any], sdk_env: Path
+) -> None:
+    sink.server.stop()
+    result = run_python(KILLED.format(key=API_KEY, dsn=sink.url),
+                        {"SENTRY_LOGGER_SPOOL_DIR": str(sdk_env / "spool")})
+    assert result.returncode == -9
+    assert list((sdk_env / "spool").rglob("*.claim"))  # still claimed by the dead process
+    sink.server.start()
+    init_sdk()
+    assert sentry_logger.flush(10)
+    assert messages(sink) == ["logged before a crash"]
+    assert not list((sdk_env / "spool").rglob("*.batch*"))
