@@ -22,7 +22,7 @@ import reflex as rx
 
 from frontend import routes, runtime
 from frontend.logfmt import LEVEL_CHOICES, RANGE_CHOICES, detail_of, parse_custom_time, row_of
-from frontend.session import SessionState, SignedOut, readable
+from frontend.session import ERROR_LEVEL, SessionState, SignedOut, readable
 from server import apps
 from server.errors import ApiError
 from server.logs_query import LogQuery, parse_log_query, run_log_query
@@ -300,12 +300,31 @@ class LogsState(SessionState):
         self.shown_id = self.last_id
         return None
 
+    def _mark_health(self, lines: list[dict[str, Any]]) -> None:
+        """The sidebar dot of this app, from the lines just received (a full refresh follows)."""
+        errors = any(int(line["level_number"]) >= ERROR_LEVEL for line in lines)
+        for entry in self.apps:
+            if entry["id"] == self.app_id and entry["health"] != "errors":
+                entry["health"] = "errors" if errors else "ok"
+                self.apps = list(self.apps)
+
+    def _since_us(self) -> int | None:
+        """The time range's start, for live lines (their timestamps come from the client)."""
+        query = self._query()
+        return query.since_us
+
     def _apply_lines(self, lines: list[dict[str, Any]]) -> None:
         fresh = [line for line in lines if int(line["id"]) > self.last_id]
         if not fresh:
             return
         self.last_id = int(fresh[-1]["id"])
         self.has_any_logs = True
+        self._mark_health(fresh)
+        since = self._since_us()
+        if since is not None:
+            fresh = [line for line in fresh if int(line["ts_us"]) >= since]
+            if not fresh:
+                return
         if self.paused:
             self.new_count += len(fresh)
             return

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-__all__ = ["add_app", "app_id_from", "close_key_dialog", "log", "sign_in_local", "unique"]
+__all__ = ["add_app", "app_id_from", "close_key_dialog", "log", "sign_in_local", "sign_in_oidc", "unique"]
 
 
 def sign_in_local(page: Any, path: str = "/") -> None:
@@ -46,3 +46,15 @@ def app_id_from(page: Any) -> int:
 
 def log(message: str, level: str = "INFO", **fields: Any) -> dict[str, Any]:
     return {"timestamp": fields.pop("timestamp", time.time()), "level": level, "message": message, **fields}
+
+
+def sign_in_oidc(page: Any, product: Any, sub: str, name: str, path: str = "/") -> None:
+    """Open `path` signed out and sign in through the OIDC provider as a new user `sub`."""
+    product.oidc.set_user(sub, email=f"{sub}@example.com", email_verified=True, name=name)
+    page.goto(path)
+    page.wait_for_selector("#signin-oidc")
+    page.click("#signin-oidc")
+    page.wait_for_url(f"{product.oidc.url}/**")
+    page.fill("input[name=sub]", sub)
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    page.wait_for_selector("#user-menu")
