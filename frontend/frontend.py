@@ -21,6 +21,9 @@ app = rx.App(
     head_components=[rx.script(HEAD_SCRIPT)],
     api_transformer=runtime.api_app(),
 )
+# Reflex's default overlay toasts a technical websocket error; layout.connection_notice says
+# it in words instead.
+app.app_wraps.pop((5, "Overlay"), None)
 app.register_lifespan_task(runtime.lifespan)
 runtime.set_reflex_app(app)
 

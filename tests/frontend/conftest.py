@@ -74,6 +74,38 @@ class Product:
     database_url: str
     oidc: OidcProvider
     log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "a") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "run", "--log-level", "warning"], cwd=ROOT, env=self.env,
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 240
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited ({self.process.returncode}):\n{self.log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not start:\n{self.log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
     def http(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
@@ -105,6 +137,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     oidc = OidcProvider()
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "browser-server.log"
+    log_path.write_text("")
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "SECRET_KEY": "browser-test-secret",
@@ -113,33 +146,12 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         "OIDC_CLIENT_ID": OIDC_CLIENT_ID, "OIDC_CLIENT_SECRET": "browser-test-client-secret",
         "OIDC_PROVIDER_NAME": "Google", "DASHBOARD": "true", "PYTHONUNBUFFERED": "1",
     }
-    with open(log_path, "w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--log-level", "warning"], cwd=ROOT, env=env,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    product = Product(BASE, data_dir, database_url, oidc, log_path, env)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited ({process.returncode}):\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{BASE}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        yield Product(BASE, data_dir, database_url, oidc, log_path)
+        product.start()
+        yield product
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        product.stop()
         oidc.stop()
 
 

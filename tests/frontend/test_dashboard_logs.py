@@ -194,3 +194,25 @@ def test_screenshot_of_the_logs_view(page: Any, product: Product) -> None:
     page.mouse.move(0, 0)
     (ROOT / "docs").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "docs" / "screenshot-logs.png"))
+
+
+def test_a_lost_connection_says_so_and_the_live_view_recovers(page: Any, product: Product) -> None:
+    """The server goes away and comes back (a restart): the page says it is reconnecting,
+    reconnects by itself, and the live view carries on without a reload."""
+    sign_in_local(page)
+    key = add_app(page, unique("restart"))
+    close_key_dialog(page)
+    page.wait_for_selector("#waiting")
+    product.ingest(key, [log("before the restart")])
+    _wait_rows(page, {"before the restart"})
+
+    product.stop()
+    try:
+        page.wait_for_selector("#connection-lost")
+        assert "reconnecting" in page.inner_text("#connection-lost").lower()
+    finally:
+        product.start()
+    page.wait_for_selector("#connection-lost", state="detached", timeout=30_000)
+    product.ingest(key, [log("after the restart")])
+    page.wait_for_selector("text=after the restart")
+    assert page.url.endswith("/logs")
