@@ -44,6 +44,7 @@ class ClientOptions:
 
     batch_size: int = 100
     flush_interval: float = 5.0
+    batch_linger: float = 0.2
     max_queue_records: int = 10_000
     max_queue_bytes: int = 32 * 1024 * 1024
     max_record_bytes: int = 256 * 1024
@@ -92,12 +93,14 @@ class Client:
             max_batch_records=options.max_batch_records,
             max_batch_bytes=options.max_batch_bytes,
             flush_interval=options.flush_interval,
+            batch_linger=options.batch_linger,
             backoff=options.backoff,
             log=_log,
             on_tick=self._check_attached,
         )
         self.handler = SentryLoggerHandler(self)
         self._closed = False
+        self._installed = False
         self._warned_detached = False
 
     def _open_spool(self) -> Spool | None:
@@ -126,14 +129,16 @@ class Client:
         root = logging.getLogger()
         if self.handler not in root.handlers:
             root.addHandler(self.handler)
+        self._installed = True
         if root.getEffectiveLevel() > level:
             root.setLevel(level)
 
     def uninstall(self) -> None:
+        self._installed = False
         logging.getLogger().removeHandler(self.handler)
 
     def _check_attached(self) -> None:
-        if not self._closed and not self._warned_detached and self.handler not in logging.getLogger().handlers:
+        if self._installed and not self._warned_detached and self.handler not in logging.getLogger().handlers:
             self._warned_detached = True
             _log.warning("sentry-logger: the handler is no longer attached to the root logger, so no logs are "
                          "captured. logging.basicConfig(force=True) or a logging.config.dictConfig with a 'root' "

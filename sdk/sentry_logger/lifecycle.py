@@ -14,13 +14,14 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .client import Client, ClientOptions
+from .errors import ConfigurationError
 from .options import resolve
 
 __all__ = ["flush", "get_client", "init", "shutdown", "stats"]
@@ -69,6 +70,12 @@ def init(
     debug = _env_flag("SENTRY_LOGGER_DEBUG", False) if debug is None else debug
     _configure_sdk_logger(debug)
     opts = options or ClientOptions()
+    unknown = set(option_overrides) - {f.name for f in fields(ClientOptions)}
+    if unknown:
+        raise ConfigurationError(
+            f"sentry-logger: unknown init() option(s) {', '.join(sorted(unknown))}; "
+            f"valid options: {', '.join(f.name for f in fields(ClientOptions))}"
+        )
     spool_enabled = _env_flag("SENTRY_LOGGER_SPOOL", opts.spool) if spool is None else spool
     opts = replace(opts, spool=spool_enabled, **option_overrides)
     if spool_dir is not None:

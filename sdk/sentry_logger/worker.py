@@ -50,6 +50,7 @@ class Worker:
         max_batch_records: int,
         max_batch_bytes: int,
         flush_interval: float,
+        batch_linger: float,
         backoff: tuple[float, float],
         log: logging.Logger,
         on_tick: Callable[[], None] | None = None,
@@ -63,6 +64,7 @@ class Worker:
         self._max_batch_records = max(max_batch_records, buffer.batch_size)
         self._max_batch_bytes = max_batch_bytes
         self._flush_interval = flush_interval
+        self._batch_linger = batch_linger
         self._backoff = backoff
         self._log = log
         self._on_tick = on_tick
@@ -80,6 +82,8 @@ class Worker:
         self._closed = False
         self._failures = 0
         self._next_attempt = 0.0
+        self._last_send = 0.0
+        self._lingering = False
         self._next_flush = time.monotonic() + self._flush_interval
         self._next_tick = time.monotonic() + self._tick_interval
         self._outage: str | None = None
@@ -180,6 +184,8 @@ class Worker:
                 if wait is None:
                     return
                 if wait > 0:
+                    if self._lingering:  # a full batch is waiting on purpose: don't spin on `ready`
+                        self.buffer.ready.clear()
                     self.buffer.ready.wait(wait)
         finally:
             transport.close()
@@ -190,12 +196,23 @@ class Worker:
             self._next_tick = now + self._tick_interval
             self._tick()
         flushing = self._stopping or self._flush_requests > 0
-        due = flushing or len(self.buffer) >= self.buffer.batch_size or now >= self._next_flush
+        waiting = len(self.buffer)
+        # Under load, linger after a request so that batches grow (up to
+        # max_batch_records) instead of requests multiplying: each request
+        # costs the worker (and so the app's GIL) far more than a record.
+        linger_until = self._last_send + self._batch_linger
+        full = waiting >= self.buffer.batch_size and (waiting >= self._max_batch_records or now >= linger_until)
+        due = flushing or full or now >= self._next_flush
+        self._lingering = False
         head = self._head(due, now)
         if head is None:
             if self._stopping and self._idle():
                 return None
-            return max(0.0, min(self._next_flush, self._next_tick) - now)
+            wake = min(self._next_flush, self._next_tick)
+            if waiting >= self.buffer.batch_size:
+                self._lingering = True
+                wake = min(wake, linger_until)
+            return max(0.0, wake - now)
         if now < self._next_attempt:
             if self.spool is not None:
                 self._offload(due, now)
@@ -257,6 +274,7 @@ class Worker:
         if batch.attempts:
             self.counters.retried()
         batch.attempts += 1
+        self._last_send = time.monotonic()
         result = transport.send(batch.body)
         with self._cond:
             if self._closed:

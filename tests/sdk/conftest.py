@@ -187,7 +187,7 @@ def sink() -> Iterator[Sink]:
         server.server.stop()
 
 
-FAST = {"flush_interval": 0.05, "backoff": (0.02, 0.2), "shutdown_timeout": 3.0}
+FAST = {"flush_interval": 0.05, "batch_linger": 0.01, "backoff": (0.02, 0.2), "shutdown_timeout": 3.0}
 
 
 @pytest.fixture

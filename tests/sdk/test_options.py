@@ -112,3 +112,8 @@ def test_init_lowers_root_level_and_is_not_doubled(tmp_path: Path) -> None:
     assert ours == [second.handler] and first.handler not in ours
     assert logging.getLogger().level == logging.DEBUG
     assert sentry_logger.get_client() is second
+
+
+def test_unknown_option_is_a_configuration_error() -> None:
+    with pytest.raises(sentry_logger.ConfigurationError, match="unknown init\\(\\) option\\(s\\) batchsize; valid"):
+        sentry_logger.init(API_KEY, "http://127.0.0.1:9", batchsize=10)
