@@ -25,7 +25,7 @@ from .record import Entry, Limits
 from .report import Counters
 from .spool import Spool, spool_directory
 from .transport import Transport
-from .worker import Worker
+from .worker import Worker, quiet_http_client_logs
 
 __all__ = ["Client", "ClientOptions", "default_spool_root"]
 
@@ -130,6 +130,7 @@ class Client:
         if self.handler not in root.handlers:
             root.addHandler(self.handler)
         self._installed = True
+        quiet_http_client_logs()
         if root.getEffectiveLevel() > level:
             root.setLevel(level)
 

@@ -14,6 +14,7 @@ SDK can never feed on itself.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from .buffer import SMALL_ENTRY_BYTES
@@ -71,6 +72,8 @@ class SentryLoggerHandler(logging.Handler):
             worker = self._worker
             if record.thread == worker.thread_ident or record.name.startswith("sentry_logger"):
                 return True
+            if record.thread is None and threading.get_ident() == worker.thread_ident:
+                return True  # logging.logThreads = False
             if not worker.started:
                 worker.start()
             try:

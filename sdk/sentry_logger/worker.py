@@ -31,7 +31,29 @@ from .report import Counters
 from .spool import Spool
 from .transport import SendResult, Transport
 
-__all__ = ["Worker"]
+__all__ = ["WORKER_THREAD_NAME", "Worker", "quiet_http_client_logs"]
+
+WORKER_THREAD_NAME = "sentry-logger-worker"
+_HTTP_CLIENT_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+                        "httpcore.socks")
+
+
+def _not_from_the_worker(record: logging.LogRecord) -> bool:
+    return record.threadName != WORKER_THREAD_NAME
+
+
+def quiet_http_client_logs() -> None:
+    """Keep the worker's own HTTP requests out of the app's logs.
+
+    httpx logs every request at INFO ("HTTP Request: POST .../ingest 202"); from
+    the worker thread those lines would reach the application's console and
+    files. A standard logger filter drops them (only them: the app's own httpx
+    requests are logged as before).
+    """
+    for name in _HTTP_CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _not_from_the_worker not in logger.filters:
+            logger.addFilter(_not_from_the_worker)
 
 BuildBatch = Callable[[list[Entry], "dict[str, Any] | None"], Batch]
 
@@ -76,7 +98,7 @@ class Worker:
         self._pending: deque[Batch] = deque()
         self._thread: threading.Thread | None = None
         self.started = False  # a plain attribute: the handler reads it on every record
-        self.thread_ident: int | None = None
+        self.thread_ident = -1  # never equal to a LogRecord.thread (an ident, or None)
         self._flush_requests = 0
         self._stopping = False
         self._closed = False
@@ -96,13 +118,13 @@ class Worker:
         with self._cond:
             if self._thread is not None or self._closed:
                 return
-            thread = threading.Thread(target=self._run, name="sentry-logger-worker", daemon=True)
+            thread = threading.Thread(target=self._run, name=WORKER_THREAD_NAME, daemon=True)
             try:
                 thread.start()
             except RuntimeError:  # "can't create new thread at interpreter shutdown"
                 return
             self._thread = thread
-            self.thread_ident = thread.ident
+            self.thread_ident = thread.ident or -1
             self.started = True
 
     def reset_after_fork(self) -> None:

@@ -310,3 +310,27 @@ def test_a_batch_claimed_by_a_crashed_process_is_replayed(
     assert sentry_logger.flush(10)
     assert messages(sink) == ["logged before a crash"]
     assert not list((sdk_env / "spool").rglob("*.batch*"))
+
+
+def test_the_workers_http_requests_stay_out_of_the_apps_logs(
+    sink: Sink, init_sdk: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    init_sdk()
+    log.info("one")
+    assert sentry_logger.flush(5)
+    assert [r.getMessage() for r in caplog.records] == ["one"]
+    logging.getLogger("httpx").info("the app's own httpx line")  # still logged
+    assert caplog.records[-1].getMessage() == "the app's own httpx line"
+
+
+def test_without_thread_info_in_records_the_sdk_still_works(
+    sink: Sink, init_sdk: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging, "logThreads", False)
+    init_sdk()
+    log.info("no thread info")
+    assert sentry_logger.flush(5)
+    log.info("second")
+    assert sentry_logger.flush(5)
+    assert messages(sink) == ["no thread info", "second"]
