@@ -43,9 +43,9 @@ class Backend(Protocol):
 
 
 class MemoryBackend:
-    """One process only. Bound: `max_pending` undelivered messages; past it the newest is
-    dropped and counted (the hub's reader drains this queue without awaiting anyone, so
-    it only fills if the event loop itself is starved)."""
+    """One process only. The hub does not route its own batches through it (it hands them to
+    local subscribers as objects, without encoding); it serves direct users of the interface.
+    Bound: `max_pending` undelivered messages; past it the newest is dropped and counted."""
 
     shared = False
 

@@ -1,9 +1,10 @@
 """The hub: committed log batches out to per-subscriber bounded queues, per app.
 
 Publishing (`publish_rows`, the writer's commit listener) encodes the rows once and hands
-them to a bounded outbound queue; a publisher task sends them to the backend. One reader
-task takes every backend message and offers it to each local subscriber of that app with
-a non-blocking append. Nothing on the publish path ever awaits a subscriber.
+them to a bounded outbound queue; a publisher task sends them to the backend (or, with the
+in-process `memory://` backend, straight to the local subscribers). One reader task takes
+every backend message and offers it to each local subscriber of that app with a
+non-blocking append. Nothing on the publish path ever awaits a subscriber.
 
 Bounds and overflow (all counted in `Hub.stats`, shown by GET /healthz):
 - outbound queue: `publish_queue_max` batches; past it a batch is not published
@@ -21,7 +22,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,28 +40,61 @@ class HubClosed(Exception):
     """The hub disconnected (server shutting down); the subscription ends."""
 
 
-@dataclass(frozen=True)
 class LogBatch:
-    """Log lines of one app, in id order. `logs[i]` is the `row_to_api` dict and `raw[i]`
-    its JSON encoding (shared between subscribers: treat both as read-only)."""
+    """Log lines of one app, in id order. `logs[i]` is the `row_to_api` dict and `raw[i]` its
+    JSON encoding. Both are computed on first use and shared by every subscriber of the batch
+    (treat them as read-only), so lines that no subscriber consumes are never converted."""
 
-    app_id: int
-    logs: list[dict[str, Any]]
-    raw: list[bytes] = field(repr=False)
+    def __init__(
+        self, app_id: int, logs: list[dict[str, Any]] | None = None, raw: list[bytes] | None = None, *,
+        rows: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self._logs, self._raw, self._rows = logs, raw, rows
+        source: list[Any] = rows if rows is not None else raw if raw is not None else logs or []
+        self.size = len(source)
+
+    def __repr__(self) -> str:
+        return f"LogBatch(app_id={self.app_id}, size={self.size})"
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        if self._logs is None:
+            if self._rows is not None:
+                self._logs = [row_to_api(r) for r in self._rows]
+            else:
+                self._logs = [orjson.loads(line) for line in self._raw or ()]
+        return self._logs
+
+    @property
+    def raw(self) -> list[bytes]:
+        if self._raw is None:
+            self._raw = [orjson.dumps(line) for line in self.logs]
+        return self._raw
+
+    @property
+    def last_id(self) -> int:
+        if self._rows is not None:
+            return int(self._rows[-1][0])
+        if self._logs is not None:
+            return int(self._logs[-1]["id"])
+        return int(orjson.loads((self._raw or [b"{}"])[-1])["id"])
 
     def only(self, match: LogMatch | None) -> LogBatch:
         if match is None:
             return self
         keep = [i for i, line in enumerate(self.logs) if match(line)]
-        if len(keep) == len(self.logs):
+        if len(keep) == self.size:
             return self
-        return LogBatch(self.app_id, [self.logs[i] for i in keep], [self.raw[i] for i in keep])
+        raw = self.raw
+        return LogBatch(self.app_id, [self.logs[i] for i in keep], [raw[i] for i in keep])
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """`count` matching lines with ids in (after_id, through_id] were not delivered because
-    the subscriber fell behind. They are stored: read them with after_id (resume)."""
+    """`count` lines of the app (before the subscriber's filter) with ids in (after_id,
+    through_id] were not delivered because the subscriber fell behind. They are stored: read
+    them with after_id (resume)."""
 
     count: int
     after_id: int
@@ -84,11 +118,11 @@ class Subscription:
         return self._lines
 
     def _offer(self, batch: LogBatch) -> None:
-        """Called by the hub's reader; never awaits, never blocks."""
-        batch = batch.only(self.match)
-        if not batch.logs:
+        """Called by the hub; never awaits, never blocks, never converts (filtering is done by `get`)."""
+        n = batch.size
+        if not n:
             return
-        last, n = int(batch.logs[-1]["id"]), len(batch.logs)
+        last = batch.last_id
         if self._skip is None and self._queue and self._lines + n > self.max_lines:
             self._skip = [0, self._last_offered, last]
             self.hub.stats["skip_events"] += 1
@@ -108,11 +142,13 @@ class Subscription:
 
     def get_nowait(self) -> LogBatch | Skipped | None:
         """The next batch or skip marker if one is waiting, else None."""
-        if self._queue:
+        while self._queue:
             batch = self._queue.popleft()
-            self._lines -= len(batch.logs)
-            self.hub.stats["delivered_lines"] += len(batch.logs)
-            return batch
+            self._lines -= batch.size
+            batch = batch.only(self.match)
+            if batch.size:
+                self.hub.stats["delivered_lines"] += batch.size
+                return batch
         if self._skip is not None:
             count, after_id, through_id = self._skip
             self._skip = None
@@ -157,7 +193,7 @@ class Hub:
         self.backend = backend
         self.channel_prefix = channel_prefix
         self.queue_max_lines = queue_max_lines
-        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(publish_queue_max)
+        self._outbox: asyncio.Queue[LogBatch] = asyncio.Queue(publish_queue_max)
         self._subscribers: dict[int, set[Subscription]] = {}
         self._channel_locks: dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
@@ -210,28 +246,37 @@ class Hub:
                 sub._close()
 
     async def publish_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """The writer's commit listener: committed rows (COLUMNS order), any apps, in id order."""
-        by_app: dict[int, list[bytes]] = {}
+        """The writer's commit listener: committed rows (COLUMNS order), any apps, in id order.
+        Never blocks. In-process (`memory://`), apps nobody tails cost nothing."""
+        by_app: dict[int, list[tuple[Any, ...]]] = {}
         for row in rows:
-            by_app.setdefault(int(row[1]), []).append(orjson.dumps(row_to_api(row)))
-        for app_id, raw in by_app.items():
-            self.publish_encoded(app_id, raw)
+            by_app.setdefault(int(row[1]), []).append(row)
+        local_only = not self.backend.shared
+        for app_id, app_rows in by_app.items():
+            if local_only and app_id not in self._subscribers:
+                continue
+            try:
+                self._outbox.put_nowait(LogBatch(app_id, rows=app_rows))
+            except asyncio.QueueFull:
+                self.stats["publish_dropped_batches"] += 1
+                continue
+            self.stats["published_batches"] += 1
+            self.stats["published_lines"] += len(app_rows)
 
-    def publish_encoded(self, app_id: int, raw: list[bytes]) -> None:
-        """Queue already-encoded API log dicts of one app for publishing; never blocks."""
-        try:
-            self._outbox.put_nowait((self.channel(app_id), b"[" + b",".join(raw) + b"]"))
-        except asyncio.QueueFull:
-            self.stats["publish_dropped_batches"] += 1
-            return
-        self.stats["published_batches"] += 1
-        self.stats["published_lines"] += len(raw)
+    def _fan_out(self, batch: LogBatch) -> None:
+        self.stats["received_batches"] += 1
+        for sub in tuple(self._subscribers.get(batch.app_id, ())):
+            sub._offer(batch)
 
     async def _send(self) -> None:
         while True:
-            channel, message = await self._outbox.get()
+            batch = await self._outbox.get()
             try:
-                await self.backend.publish(channel, message)
+                if self.backend.shared:
+                    # One encoded line per row, newline-separated (JSON never contains a raw newline).
+                    await self.backend.publish(self.channel(batch.app_id), b"\n".join(batch.raw))
+                else:
+                    self._fan_out(batch)
             except Exception as exc:  # noqa: BLE001 - a backend outage must not end the publisher
                 self.stats["publish_failures"] += 1
                 log.warning("live tail publish failed: %s", exc)
@@ -257,11 +302,7 @@ class Hub:
             subs = self._subscribers.get(app_id)
             if not subs:
                 continue
-            logs = orjson.loads(message)
-            batch = LogBatch(app_id, logs, [orjson.dumps(line) for line in logs])
-            self.stats["received_batches"] += 1
-            for sub in tuple(subs):
-                sub._offer(batch)
+            self._fan_out(LogBatch(app_id, raw=message.split(b"\n")))
 
     @contextlib.asynccontextmanager
     async def subscribe(

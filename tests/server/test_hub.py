@@ -106,8 +106,9 @@ def test_publishing_never_waits_and_a_full_outbox_drops_and_counts() -> None:
     async def go() -> None:
         hub = Hub(create_hub("memory://").backend, publish_queue_max=5)
         # Not connected: nothing drains the outbox, as if the backend hung.
-        for n in range(8):
-            await asyncio.wait_for(hub.publish_rows([row(n + 1)]), 1)
+        async with hub.subscribe(1):
+            for n in range(8):
+                await asyncio.wait_for(hub.publish_rows([row(n + 1)]), 1)
         assert hub.metrics()["publish_dropped_batches"] == 3
         assert hub.metrics()["outbox"] == 5
 
