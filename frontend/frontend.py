@@ -19,6 +19,7 @@ from frontend.pages.signin import SigninState, signin_page
 app = rx.App(
     style=styles.base_style,
     head_components=[rx.script(HEAD_SCRIPT)],
+    stylesheets=["/dashboard.css"],
     api_transformer=runtime.api_app(),
 )
 # Reflex's default overlay toasts a technical websocket error; layout.connection_notice says

@@ -107,17 +107,6 @@ def live_bar() -> rx.Component:
     )
 
 
-def _level_badge(level: rx.Var) -> rx.Component:
-    return rx.badge(
-        level,
-        color_scheme=rx.match(level, *[(name, color) for name, color in styles.LEVEL_COLORS.items()], "gray"),
-        variant="soft",
-        min_width="72px",
-        justify_content="center",
-        class_name="log-level",
-    )
-
-
 def _detail() -> rx.Component:
     d = LogsState.detail
     return rx.vstack(
@@ -135,26 +124,24 @@ def _detail() -> rx.Component:
 
 
 def _row(row: rx.Var) -> rx.Component:
+    """One line. Plain elements styled by assets/dashboard.css: hundreds of these re-render
+    per live batch, and CSS-in-JS per element would dominate that."""
     expanded = LogsState.expanded_id == row["id"]
-    return rx.box(
-        rx.flex(
-            rx.text(row["time"], style=styles.mono, color=styles.MUTED, white_space="nowrap",
-                    display=["none", "block"]),
-            _level_badge(row["level"]),
-            rx.text(row["service"], size="1", color=styles.MUTED, min_width="90px", truncate=True, max_width="140px"),
-            rx.text(row["message"], size="2", flex="1", min_width="0", truncate=rx.cond(expanded, False, True),
-                    class_name="log-message"),
-            rx.cond(row["has_exception"] != "", rx.icon("bug", size=14, color="var(--red-9)")),
-            gap=styles.SPACE["md"],
-            align="center",
-            padding=f"6px {styles.SPACE['md']}",
-            cursor="pointer",
+    return rx.el.div(
+        rx.el.div(
+            rx.el.span(row["time"], class_name="log-time"),
+            rx.el.span(row["level"], class_name="log-level lvl-" + row["level"]),
+            rx.el.span(row["service"], class_name="log-service"),
+            rx.el.span(row["message"], class_name="log-message"),
+            rx.cond(row["has_exception"] != "", rx.el.span("exception", class_name="log-exception")),
+            class_name="log-line",
             on_click=LogsState.toggle_row(row["id"]),
-            _hover={"background": "var(--gray-3)"},
         ),
         rx.cond(expanded, _detail()),
-        border_bottom=styles.BORDER,
-        class_name="log-row",
+        # Keyed by log id, so a batch of new lines mounts only those rows instead of
+        # rewriting every row below them.
+        key=row["id"],
+        class_name=rx.cond(expanded, "log-row expanded", "log-row"),
         data_log_id=row["id"],
         data_level=row["level"],
     )
