@@ -1,12 +1,10 @@
 """Reflex configuration of the dashboard (`frontend/`).
 
 `python -m server run` sets REFLEX_API_URL to this server's own address before it builds
-the frontend (Reflex bakes that address into the build; see frontend/build.py).
+the frontend (Reflex bakes that address into the build; see frontend/serve.py).
 """
 
 from __future__ import annotations
-
-import os
 
 import reflex as rx
 
@@ -21,7 +19,7 @@ def _allowed_origins() -> list[str]:
     settings = runtime.settings()
     port = settings.port
     origins = {settings.base_url, f"http://localhost:{port}", f"http://127.0.0.1:{port}"}
-    extra = os.environ.get("DASHBOARD_EXTRA_ORIGINS", "")
+    extra = settings.dashboard_extra_origins
     origins.update(o.strip().rstrip("/") for o in extra.split(",") if o.strip())
     return sorted(origins)
 

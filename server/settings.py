@@ -80,6 +80,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Serve the Reflex dashboard from the same process. `false` runs the API and ingest only.",
         _bool,
     ),
+    Setting(
+        "DASHBOARD_EXTRA_ORIGINS",
+        "",
+        "Comma-separated extra browser origins allowed to call the server with credentials (CORS, "
+        "dashboard websocket), e.g. `http://localhost:3000` for the dashboard's dev mode. The server's "
+        "own origins (PUBLIC_URL, localhost/127.0.0.1 on PORT) are always allowed.",
+    ),
     # Sign-in
     Setting(
         "OIDC_DISCOVERY_URL",
