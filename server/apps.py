@@ -42,10 +42,10 @@ class IngestKey:
 def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ApiError(422, "invalid_field", "name is required", field="name")
-    name = name.strip()
-    if len(name) > NAME_MAX:
-        raise ApiError(422, "invalid_field", f"name is {len(name)} characters; the limit is {NAME_MAX}", field="name")
-    return name
+    cleaned: str = name.strip()
+    if len(cleaned) > NAME_MAX:
+        raise ApiError(422, "invalid_field", f"name is {len(cleaned)} characters; the limit is {NAME_MAX}", field="name")
+    return cleaned
 
 
 def _clean_description(description: Any) -> str:
@@ -215,8 +215,7 @@ async def regenerate_key(db: DB, user: User, app_id: Any, key_id: Any) -> tuple[
 
 async def verify_ingest_key(db: DB, key: str) -> IngestKey | None:
     """The active key's app and environment; None for unknown and revoked keys alike. Never cached."""
-    row = await db.fetch_one(
-        "SELECT id, app_id, environment FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL",
-        {"h": hash_secret(key)},
+    row = await db.fetch_row_fast(
+        "SELECT id, app_id, environment FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", hash_secret(key)
     )
-    return None if row is None else IngestKey(int(row["id"]), int(row["app_id"]), row["environment"])
+    return None if row is None else IngestKey(int(row[0]), int(row[1]), row[2])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,6 +76,7 @@ class DB:
             options = {"min_size": 1, "max_size": 10}
         self.database = databases.Database(self.url, **options)
         self._shared: databases.core.Connection | None = None
+        self._fast_reader: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -87,8 +89,13 @@ class DB:
             await self._shared.__aenter__()
             for pragma in SQLITE_PRAGMAS:
                 await self._shared.execute(pragma)
+            self._fast_reader = sqlite3.connect(self.sqlite_path, isolation_level=None, check_same_thread=False)
+            self._fast_reader.execute("PRAGMA busy_timeout=0")
 
     async def disconnect(self) -> None:
+        if self._fast_reader is not None:
+            self._fast_reader.close()
+            self._fast_reader = None
         if self._shared is not None:
             await self._shared.__aexit__(None, None, None)
             self._shared = None
@@ -119,6 +126,34 @@ class DB:
         else:
             async with self.database.connection() as connection, connection.transaction():
                 yield Tx(connection)
+
+    async def fetch_row_fast(self, query: str, *args: Any) -> tuple[Any, ...] | None:
+        """Hot-path read with `?` placeholders straight on the driver (no SQLAlchemy compile)."""
+        if self._fast_reader is not None:
+            # An indexed point read on a WAL database takes microseconds and never waits for the
+            # writer, so it runs right here: a hand-off to another thread costs far more.
+            try:
+                row = self._fast_reader.execute(query, args).fetchone()
+                return None if row is None else tuple(row)
+            except sqlite3.OperationalError:
+                pass  # e.g. busy during a checkpoint: take the ordinary path, which waits
+        if self._shared is not None:
+            async with self._lock:
+                cursor = await self._shared.raw_connection.execute(query, args)
+                row = await cursor.fetchone()
+                await cursor.close()
+                return None if row is None else tuple(row)
+        pg_query = query
+        for i in range(1, len(args) + 1):
+            pg_query = pg_query.replace("?", f"${i}", 1)
+        async with self.database.connection() as connection:
+            record = await connection.raw_connection.fetchrow(pg_query, *args)
+        return None if record is None else tuple(record)
+
+    @property
+    def sqlite_path(self) -> str:
+        path = self.url.split("///", 1)[1] if "///" in self.url else ":memory:"
+        return path.split("?", 1)[0]
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[Any]:

@@ -33,7 +33,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _APP_ID = {"name": "app_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_USER = [{"session": []}, {"token": []}]
+_USER: list[dict[str, list[str]]] = [{"session": []}, {"token": []}]
 
 
 def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,6 +120,16 @@ def _paths() -> dict[str, Any]:
                     **_errors(400, 401, 403, 404, 429)},
             },
         },
+        "/auth/oidc/login": {"get": {
+            "summary": "Start OpenID Connect sign-in (redirects to the provider)", "security": [],
+            "parameters": [_q("next", "Same-site path to return to after sign-in")],
+            "responses": {"302": _resp("Redirect to the provider"), "404": _resp("OIDC not configured (HTML page)"),
+                          "502": _resp("Provider unreachable (HTML page)")}}},
+        "/auth/oidc/callback": {"get": {
+            "summary": "OpenID Connect redirect target", "security": [],
+            "responses": {"303": _resp("Signed in, redirect to next"), "400": _resp("Bad state or token (HTML page)"),
+                          "403": _resp("Consent denied, email unverified or domain not allowed (HTML page)"),
+                          "502": _resp("Provider unreachable (HTML page)")}}},
         "/auth/signin": {"get": {"summary": "Sign-in page (HTML)", "security": [], "responses": {"200": _resp("HTML page")}}},
         "/auth/local": {"post": {"summary": "One-click local developer sign-in (form post)", "security": [],
                                  "responses": {"303": _resp("Signed in, redirect to next"), "403": _resp("Refused (HTML page)")}}},

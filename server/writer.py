@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
 from server.ingest_validate import COLUMNS
 from server.security import now_s
@@ -32,7 +34,6 @@ __all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterSt
 log = logging.getLogger("server.writer")
 CommitListener = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
 _ADVISORY_KEY = 7_301_955_002
-_INSERT_SQLITE = f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 class WriterOverloaded(Exception):
@@ -69,8 +70,8 @@ class LogWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._sqlite_conn: Any = None
-        self._sqlite_holder: Any = None
+        self._sqlite_conn: SqliteWriterConnection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._last_cleanup = 0.0
         self.stats = {"commits": 0, "records": 0, "overloaded": 0, "duplicates": 0, "failed_commits": 0}
 
@@ -80,11 +81,10 @@ class LogWriter:
 
     async def start(self) -> None:
         if self.db.dialect == "sqlite":
-            self._sqlite_holder = self.db.database.connection()
-            await self._sqlite_holder.__aenter__()
-            self._sqlite_conn = self._sqlite_holder.raw_connection
-            for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000"):
-                await self._sqlite_conn.execute(pragma)
+            # Its own connection and thread: queries on the shared connection never queue behind a commit.
+            self._sqlite_conn = SqliteWriterConnection(self.db.sqlite_path)
+            await asyncio.get_running_loop().run_in_executor(self._sqlite_conn.executor, self._sqlite_conn.open)
+            self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
         self._task = asyncio.create_task(self._run(), name="log-writer")
 
     async def stop(self) -> None:
@@ -94,9 +94,16 @@ class LogWriter:
         if self._task is not None:
             await self._task
             self._task = None
-        if self._sqlite_holder is not None:
-            await self._sqlite_holder.__aexit__(None, None, None)
-            self._sqlite_holder = self._sqlite_conn = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        if self._sqlite_conn is not None:
+            writer = self._sqlite_conn
+            await asyncio.get_running_loop().run_in_executor(writer.executor, writer.close)
+            writer.executor.shutdown()
+            self._sqlite_conn = None
 
     def submit(self, batch: Batch) -> asyncio.Future[tuple[int, int, bool]]:
         if self._stopping:
@@ -170,47 +177,14 @@ class LogWriter:
         return rows
 
     async def _commit_sqlite(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
-        conn = self._sqlite_conn
-        now = now_s()
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            fresh: list[Batch] = []
-            for batch in batches:
-                if batch.batch_id is not None:
-                    cursor = await conn.execute(
-                        "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected),
-                    )
-                    if cursor.rowcount == 0:
-                        cursor = await conn.execute(
-                            "SELECT accepted, rejected FROM ingest_batches WHERE app_id = ? AND batch_id = ?",
-                            (batch.app_id, batch.batch_id),
-                        )
-                        self._mark_duplicate(batch, await cursor.fetchone())
-                        continue
-                fresh.append(batch)
-            cursor = await conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM logs")
-            (first_id,) = await cursor.fetchone()
-            rows = self._assign_ids(fresh, first_id)
-            if rows:
-                await conn.executemany(_INSERT_SQLITE, rows)
-                await conn.execute(
-                    "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id <= ?",
-                    (first_id, rows[-1][0]),
-                )
-            await conn.executemany(
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(now, k) for k in {b.key_id for b in fresh}]
-            )
-            reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
-            if reports:
-                await conn.executemany(
-                    "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES (?, ?, ?, ?)", reports
-                )
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+        writer = self._sqlite_conn
+        assert writer is not None, "start() opens the SQLite writer"
+        specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report) for b in batches]
+        loop = asyncio.get_running_loop()
+        rows: list[tuple[Any, ...]]
+        rows, duplicates = await loop.run_in_executor(writer.executor, writer.commit, specs, now_s())
+        for index, stored in duplicates.items():
+            self._mark_duplicate(batches[index], stored)
         self.stats["commits"] += 1
         self.stats["records"] += len(rows)
         return rows
@@ -253,6 +227,15 @@ class LogWriter:
         self.stats["commits"] += 1
         self.stats["records"] += len(rows)
         return rows
+
+    async def _checkpoint_loop(self) -> None:
+        """SQLite: copy the WAL into the database once a second, off the writer's thread."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            try:
+                await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
 
     async def _maybe_cleanup(self) -> None:
         """Forget batch ids older than the retention window, at most once a minute."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from server.settings import Settings
+from server.settings import Settings, load_settings
 from tests.conftest import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,9 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
-def test_migrate_then_provision_an_app_and_a_token_from_the_cli(settings: Settings) -> None:
+def test_migrate_then_provision_an_app_and_a_token_from_the_cli(empty_database_url: str, tmp_path: Path) -> None:
+    settings = load_settings(environ={}, env_file=None, data_dir=str(tmp_path), database_url=empty_database_url,
+                             secret_key="test-secret")
     first = cli(settings, "migrate")
     assert first.returncode == 0 and "applied" in first.stdout
     assert "up to date" in cli(settings, "migrate").stdout
