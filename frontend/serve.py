@@ -25,7 +25,7 @@ from typing import Any
 
 from server.settings import Settings
 
-__all__ = ["ROOT", "api_url_for", "build_fingerprint", "dashboard_asgi", "ensure_build", "reflex_env"]
+__all__ = ["ROOT", "api_url_for", "build_fingerprint", "dashboard_asgi", "dev_asgi", "ensure_build", "reflex_env"]
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = ROOT / ".web"
@@ -147,3 +147,13 @@ def dashboard_asgi(settings: Settings) -> Any:
     from frontend.frontend import app
 
     return app()
+
+
+def dev_asgi() -> Any:
+    """Factory for `python -m server run --dev`: uvicorn restarts the process when a source
+    file changes, and this rebuilds the frontend first when the dashboard changed."""
+    from server.settings import load_settings
+
+    settings = load_settings()
+    ensure_build(settings)
+    return dashboard_asgi(settings)

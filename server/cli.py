@@ -28,6 +28,16 @@ def _run(args: argparse.Namespace) -> int:
     os.environ["DATA_DIR"] = settings.data_dir
     url = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0', '::') else settings.host}:{settings.port}"
     app: Any = "server.asgi:app"
+    if args.dev and settings.dashboard:
+        from frontend.serve import ROOT
+
+        print(f"sentry-logger (dev mode: restarts and rebuilds on changes) at {url}", flush=True)
+        uvicorn.run(
+            "frontend.serve:dev_asgi", factory=True, reload=True, host=settings.host, port=settings.port,
+            log_level=args.log_level, reload_dirs=[str(ROOT / d) for d in ("frontend", "server", "assets")],
+            reload_includes=["*.py", "*.css"], ws_per_message_deflate=False,
+        )
+        return 0
     if settings.dashboard:
         from frontend.serve import dashboard_asgi, ensure_build
 
@@ -114,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="listen port (default: PORT setting, 8000)")
     run.add_argument("--no-dashboard", action="store_true", help="serve the API and ingest only (also DASHBOARD=false)")
     run.add_argument("--rebuild", action="store_true", help="rebuild the dashboard frontend even if unchanged")
+    run.add_argument("--dev", action="store_true", help="restart on source changes, rebuilding the dashboard")
     run.add_argument("--log-level", default="info")
     sub.add_parser("migrate", help="apply pending database migrations")
     apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps_command", required=True)
