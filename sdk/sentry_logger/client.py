@@ -131,6 +131,8 @@ class Client:
             root.addHandler(self.handler)
         self._installed = True
         quiet_http_client_logs()
+        if self.spool is not None and self.spool.pending:
+            self.worker.start()  # replay what a previous process left, even before the first record
         if root.getEffectiveLevel() > level:
             root.setLevel(level)
 
