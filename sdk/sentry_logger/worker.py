@@ -105,7 +105,8 @@ class Worker:
         self._failures = 0
         self._next_attempt = 0.0
         self._last_send = 0.0
-        self._lingering = False
+        self._holding = False
+        self.steps = 0  # loop iterations, for tests: a busy loop shows up here
         self._next_flush = time.monotonic() + self._flush_interval
         self._next_tick = time.monotonic() + self._tick_interval
         self._outage: str | None = None
@@ -196,6 +197,7 @@ class Worker:
             while not self._closed:
                 if len(self.buffer) < self.buffer.batch_size:
                     self.buffer.ready.clear()
+                self.steps += 1
                 try:
                     wait = self._step(transport)
                 except Exception:  # never let a bug kill the thread: log it and keep going
@@ -206,7 +208,7 @@ class Worker:
                 if wait is None:
                     return
                 if wait > 0:
-                    if self._lingering:  # a full batch is waiting on purpose: don't spin on `ready`
+                    if self._holding:  # records wait on purpose (linger, backoff): don't spin on `ready`
                         self.buffer.ready.clear()
                     self.buffer.ready.wait(wait)
         finally:
@@ -225,19 +227,22 @@ class Worker:
         linger_until = self._last_send + self._batch_linger
         full = waiting >= self.buffer.batch_size and (waiting >= self._max_batch_records or now >= linger_until)
         due = flushing or full or now >= self._next_flush
-        self._lingering = False
+        self._holding = False
         head = self._head(due, now)
         if head is None:
             if self._stopping and self._idle():
                 return None
             wake = min(self._next_flush, self._next_tick)
             if waiting >= self.buffer.batch_size:
-                self._lingering = True
+                self._holding = True
                 wake = min(wake, linger_until)
             return max(0.0, wake - now)
         if now < self._next_attempt:
             if self.spool is not None:
                 self._offload(due, now)
+            elif now >= self._next_flush:
+                self._next_flush = now + self._flush_interval  # nothing to do with due records but wait
+            self._holding = True  # backing off: a full buffer must not wake us up in a loop
             return max(0.0, min(self._next_attempt, self._next_flush) - now)
         self._attempt(head, transport)
         return 0.0

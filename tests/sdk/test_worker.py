@@ -342,3 +342,18 @@ def test_without_thread_info_in_records_the_sdk_still_works(
     log.info("second")
     assert sentry_logger.flush(5)
     assert messages(sink) == ["no thread info", "second"]
+
+
+@pytest.mark.parametrize("spool", [True, False])
+def test_the_worker_sleeps_while_backing_off(sink: Sink, init_sdk: Callable[..., Any], spool: bool) -> None:
+    client = init_sdk(spool=spool, batch_size=5, backoff=(1.0, 1.0))
+    sink.server.stop()
+    for i in range(50):
+        log.info("waiting %d", i)
+    sink.wait_for(lambda s: client.worker.last_problem is not None)
+    before = client.worker.steps
+    threading.Event().wait(0.5)
+    assert client.worker.steps - before < 50  # a busy loop would make hundreds of thousands
+    sink.server.start()
+    assert sentry_logger.flush(10)
+    assert messages(sink) == [f"waiting {i}" for i in range(50)]
