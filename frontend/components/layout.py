@@ -54,7 +54,9 @@ def _app_link(app: rx.Var) -> rx.Component:
         border_radius=styles.RADIUS,
         width="100%",
         _hover={"background": "var(--gray-4)"},
-        class_name="sidebar-app",
+        class_name=rx.cond(
+            rx.State.router.url.path.startswith("/apps/" + app["id"].to(str) + "/"), "sidebar-app active", "sidebar-app"
+        ),
     )
 
 

@@ -71,6 +71,8 @@ def test_logs_sent_with_the_sdk_appear_live(fresh_app: tuple[Any, str, int], pro
     page.wait_for_selector("text=card declined for order 1041")
     assert page.locator("#waiting").count() == 0
     assert page.inner_text("#live-status").strip() == "Live"
+    # The sidebar's dot: errors in the last five minutes.
+    page.wait_for_selector(".sidebar-app.active .health-dot[data-health=errors]")
 
     page.locator(".log-row", has_text="payment failed for order 1042").locator(".log-message").click()
     page.wait_for_selector(".log-detail")
@@ -216,3 +218,20 @@ def test_a_lost_connection_says_so_and_the_live_view_recovers(page: Any, product
     product.ingest(key, [log("after the restart")])
     page.wait_for_selector("text=after the restart")
     assert page.url.endswith("/logs")
+
+
+def test_load_older_pages_back_through_history(page: Any, product: Product) -> None:
+    sign_in_local(page)
+    key = add_app(page, unique("history"))
+    close_key_dialog(page)
+    app_id = app_id_from(page)
+    now = time.time()
+    lines = [log(f"line {i:03d}", timestamp=now - 300 + i) for i in range(250)]
+    assert product.ingest(key, lines).json()["accepted"] == 250
+    page.goto(f"/apps/{app_id}/logs")  # history, not live: the first page holds the newest 200
+    page.wait_for_function("() => document.querySelectorAll('.log-row').length === 200")
+    assert _rows(page)[0] == "line 249"
+    page.click("#load-older")
+    page.wait_for_function("() => document.querySelectorAll('.log-row').length === 250")
+    assert _rows(page)[-1] == "line 000"
+    assert page.locator("#load-older").count() == 0
