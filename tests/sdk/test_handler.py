@@ -126,3 +126,16 @@ def test_buffer_bounds_in_records_and_bytes() -> None:
     assert not buffer.put(entry(100))  # the record bound
     assert len(buffer.take(10, 1 << 30)) == 4
     assert buffer.put(entry(20_000))  # taking released the bytes
+
+
+def test_a_dictconfig_that_closes_all_handlers_does_not_stop_delivery(
+    sink: Sink, init_sdk: Callable[..., Any]
+) -> None:
+    import logging.config
+
+    init_sdk()
+    # what uvicorn, gunicorn and Django do at start-up: close every existing handler
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                               "loggers": {"some.library": {"level": "INFO"}}})
+    log.info("still delivered")
+    assert one(sink)["message"] == "still delivered"
