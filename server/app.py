@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import api, oidc, signin, tail
+from server import api, device, oidc, signin, tail
+from server._device_codes import WrongCodeLimiter
 from server.db import DB, hide_password
 from server.errors import exception_handlers
 from server.hub import create_hub
@@ -44,6 +45,7 @@ routes: list[BaseRoute] = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     *api.routes,
+    *device.routes,
     *tail.routes,
     *signin.routes,
 ]
@@ -69,6 +71,8 @@ def build_state(settings: Settings) -> dict[str, Any]:
         "tails": tail.TailSessions(),
         "ingest_limiter": TokenBuckets(settings.ingest_rate_limit, 2 * settings.ingest_rate_limit),
         "api_limiter": TokenBuckets(settings.api_rate_limit / 60, settings.api_rate_limit / 6),
+        "device_start_limiter": TokenBuckets(settings.device_start_rate_limit / 60, settings.device_start_rate_limit),
+        "device_code_limiter": WrongCodeLimiter(settings.device_wrong_code_limit),
         "ingest_limits": Limits(
             max_message_bytes=settings.ingest_max_message_bytes,
             max_attributes_bytes=settings.ingest_max_attributes_bytes,
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        device.install_log_redaction()  # after the server configured logging
         async with open_resources(settings) as state:
             yield state
 

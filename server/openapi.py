@@ -120,6 +120,7 @@ def _paths() -> dict[str, Any]:
                     **_errors(400, 401, 403, 404, 429)},
             },
         },
+        **_device_paths(),
         "/auth/oidc/login": {"get": {
             "summary": "Start OpenID Connect sign-in (redirects to the provider)", "security": [],
             "parameters": [_q("next", "Same-site path to return to after sign-in")],
@@ -134,6 +135,43 @@ def _paths() -> dict[str, Any]:
         "/auth/local": {"post": {"summary": "One-click local developer sign-in (form post)", "security": [],
                                  "responses": {"303": _resp("Signed in, redirect to next"), "403": _resp("Refused (HTML page)")}}},
         "/auth/logout": {"post": {"summary": "Sign out (form post)", "security": [], "responses": {"303": _resp("Signed out")}}},
+    }
+
+
+def _device_paths() -> dict[str, Any]:
+    """The CLI device authorization flow (docs/device-flow.md)."""
+    pending = "RFC 8628 error in error.code: authorization_pending, slow_down (error.interval is the new interval), " \
+        "access_denied, expired_token (also after the key was fetched once), invalid_grant (unknown code)"
+    code_body = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserCode"}}}}
+    poll = {"summary": "Poll for the outcome; the key, app and DSN are returned exactly once", "security": [],
+            "responses": {"200": _resp("Approved: API key (once), app, DSN", {"$ref": "#/components/schemas/DeviceKey"}),
+                          "400": _resp(pending, _ERROR)}}
+    decision = {"security": [{"session": []}], "requestBody": code_body}
+    return {
+        "/sdk/device/start": {"post": {
+            "summary": "Start a terminal sign-in (sentry-logger init): device code for the CLI, user code for the person",
+            "security": [],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["app_name"], "properties": {
+                    "app_name": {"type": "string", "maxLength": 64},
+                    "environment": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,31}$"}}}}}},
+            "responses": {"200": _resp("Codes and where to approve", {"$ref": "#/components/schemas/DeviceStart"}),
+                          **_errors(400, 422, 429)}}},
+        "/sdk/device/poll": {
+            "get": {**poll, "parameters": [{**_q("device_code", "The device code from start"), "required": True}]},
+            "post": {**poll, "description": "Same as GET with the device code in the JSON body {\"device_code\": ...}, "
+                     "which keeps it out of proxies' access logs (the CLI uses this form)."},
+        },
+        "/sdk/device/lookup": {"get": {
+            "summary": "What a user code asks for (app name, environment), before deciding; changes nothing",
+            "security": [{"session": []}], "parameters": [{**_q("user_code", "The code the terminal shows"), "required": True}],
+            "responses": {"200": _resp("The request"), **_errors(401, 403, 404, 409, 422, 429)}}},
+        "/sdk/device/complete": {"post": {
+            "summary": "Authorize: create the app (or reuse yours of that name) and a new key for the terminal",
+            **decision, "responses": {"200": _resp("Approved"), **_errors(401, 403, 404, 409, 422, 429)}}},
+        "/sdk/device/deny": {"post": {
+            "summary": "Deny the terminal's request", **decision,
+            "responses": {"200": _resp("Denied"), **_errors(401, 403, 404, 409, 422, 429)}}},
     }
 
 
@@ -156,6 +194,12 @@ def _schemas() -> dict[str, Any]:
         "IngestResult": {"type": "object", "properties": {
             "accepted": i, "rejected": i, "batch_id": {"type": ["string", "null"]}, "duplicate": {"type": "boolean"},
             "errors": {"type": "array", "items": {"type": "object", "properties": {"index": i, "field": s, "message": s}}}}},
+        "DeviceStart": {"type": "object", "properties": {
+            "device_code": s, "user_code": s, "verification_uri": s, "verification_uri_complete": s,
+            "expires_in": i, "interval": i}},
+        "DeviceKey": {"type": "object", "properties": {
+            "api_key": s, "dsn": s, "environment": s, "app": {"type": "object", "properties": {"id": i, "name": s}}}},
+        "UserCode": {"type": "object", "required": ["user_code"], "properties": {"user_code": s}},
         "LogPage": {"type": "object", "properties": {
             "logs": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}},
     }

@@ -114,6 +114,32 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting("SESSION_LIFETIME_HOURS", "336", "How long a dashboard session lasts.", int),
+    # CLI device authorization (`sentry-logger init`, docs/device-flow.md)
+    Setting(
+        "DEVICE_CODE_LIFETIME_SECONDS",
+        "600",
+        "How long a `sentry-logger init` request (its device code and user code) can be approved and polled.",
+        int,
+    ),
+    Setting(
+        "DEVICE_POLL_INTERVAL_SECONDS",
+        "5",
+        "Seconds the CLI must wait between polls; polling faster gets `slow_down` and 5 more seconds.",
+        int,
+    ),
+    Setting(
+        "DEVICE_START_RATE_LIMIT",
+        "20",
+        "Device authorizations one address may start per minute (POST /sdk/device/start). 0 disables.",
+        int,
+    ),
+    Setting(
+        "DEVICE_WRONG_CODE_LIMIT",
+        "10",
+        "Wrong or expired user codes one user, and one address, may enter per 15 minutes on /sdk/link "
+        "before getting 429. 0 disables.",
+        int,
+    ),
     # Ingest
     Setting("INGEST_MAX_BODY_BYTES", "5242880", "Largest /ingest body, compressed or decompressed.", int),
     Setting("INGEST_MAX_RECORDS", "1000", "Most log records in one /ingest request.", int),
