@@ -1,7 +1,7 @@
-"""The ``sentry-logger`` command: ``--version``, ``test``, ``status``.
+"""The ``sentry-logger`` command: ``--version``, ``init``, ``test``, ``status``.
 
-Subcommands are argparse subparsers registered in ``COMMANDS``; the
-device-flow ``init`` command slots in the same way.
+Subcommands are argparse subparsers registered in ``COMMANDS``; ``init`` (the
+device flow that links this terminal to an account) lives in ``device.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from ._version import __version__
 from .batch import build_batch
 from .client import default_spool_root
+from .device import add_arguments as _init_arguments
+from .device import cmd_init
 from .errors import ConfigurationError
 from .options import API_KEY_PATTERN, key_hint, resolve, resolve_settings
 from .record import Entry, Limits
@@ -94,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if API_KEY_PATTERN.fullmatch(value.strip()) is None:
                 shown, problems = "INVALID FORMAT (expected sk_<environment>_<40 hex chars>)", problems + 1
         else:
-            shown = value or "-"
+            shown = value or _DEFAULTS.get(name, "-")
         print(f"{name + ':':<12} {shown}  [{setting.source}]")
     try:
         config = resolve(args.api_key, args.dsn, profile=args.profile)
@@ -109,7 +111,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+_DEFAULTS = {"environment": "- (defaults to the API key's label)", "service": "- (defaults to the script name)"}
+
 COMMANDS: dict[str, tuple[Command, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "init": (cmd_init, "link this terminal to your account in the browser and save the API key to the config file",
+             _init_arguments),
     "test": (cmd_test, "send a test record and report success or the exact problem", _test_arguments),
     "status": (cmd_status, "show the configuration in effect and where each value comes from",
                _add_config_arguments),
