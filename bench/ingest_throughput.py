@@ -31,6 +31,7 @@ from bench._common import (  # noqa: E402
     database, free_port, http_post_loop, make_logs, peak_rss_mb, provision, sample_messages, server, server_env,
 )
 from server.db import DB  # noqa: E402
+from server.fulltext import words  # noqa: E402
 from server.ingest_validate import COLUMNS, Limits, validate_record  # noqa: E402
 from server.migrate import apply_migrations  # noqa: E402
 
@@ -65,7 +66,8 @@ async def bulk_insert(url: str, rows: list[tuple], chunk: int = 20_000) -> float
                     await conn.execute("COMMIT")
                 else:
                     async with conn.transaction():
-                        await conn.copy_records_to_table("logs", records=part, columns=COLUMNS)
+                        await conn.copy_records_to_table("logs", records=[(*r, words(r[8])) for r in part],
+                                                         columns=(*COLUMNS, "words"))
             elapsed = time.perf_counter() - start
             if db.dialect == "postgresql":
                 await conn.execute("SELECT setval('logs_id_seq', (SELECT MAX(id) FROM logs))")

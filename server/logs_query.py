@@ -18,17 +18,15 @@ from typing import Any
 import orjson
 
 from server.errors import ApiError
+from server.fulltext import words
 from server.ingest_validate import COLUMNS, LEVELS
 
 __all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
 
-_WORD = re.compile(r"[^\W_]+")
 _ATTR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SELECT = ", ".join(f"l.{c}" for c in COLUMNS)
-# Must equal the index expression in migrations/postgresql (colons escaped for SQLAlchemy's text()).
-_PG_TSV = "to_tsvector('simple', regexp_replace(l.message, '[^[\\:alnum\\:]]+', ' ', 'g'))"
 
 
 @dataclass
@@ -102,7 +100,7 @@ def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery
     if params.get("min_level"):
         query.min_level = _level_number(params["min_level"], "min_level")
     if params.get("q"):
-        query.words = [w.lower() for w in _WORD.findall(params["q"])][:16]
+        query.words = words(params["q"])[:16]
     if params.get("since"):
         query.since_us = parse_time(params["since"], "since", now)
     if params.get("until"):
@@ -175,8 +173,8 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
             values["fts"] = " ".join(f'"{w}"' for w in query.words)
             where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts)")
         else:
-            values["fts"] = " & ".join(query.words)
-            where.append(f"{_PG_TSV} @@ to_tsquery('simple', :fts)")
+            values["words"] = query.words
+            where.append("l.words @> CAST(:words AS TEXT[])")
     if query.after_id is not None:
         where.append("l.id > :after_id")
         values["after_id"] = query.after_id

@@ -26,6 +26,7 @@ import orjson
 
 from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
+from server.fulltext import words
 from server.ingest_validate import COLUMNS
 from server.security import now_s
 
@@ -214,7 +215,9 @@ class LogWriter:
             if n:
                 last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
                 rows = self._assign_ids(fresh, last_id - n + 1)
-                await conn.copy_records_to_table("logs", records=rows, columns=COLUMNS)
+                await conn.copy_records_to_table(
+                    "logs", records=[(*row, words(row[8])) for row in rows], columns=(*COLUMNS, "words")
+                )
             await conn.executemany(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
             )
