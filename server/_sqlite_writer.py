@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from server.db import SQLITE_PRAGMAS
+from server.health_rollup import rollup
+from server.health_store import write_sqlite
 from server.ingest_validate import COLUMNS
 
 __all__ = ["SqliteWriterConnection"]
@@ -45,8 +47,11 @@ class SqliteWriterConnection:
             self._conn.close()
             self._conn = None
 
-    def commit(self, batches: list[BatchSpec], now: int) -> tuple[list[tuple[Any, ...]], dict[int, tuple[int, int]]]:
-        """Write the batches in one transaction. Returns (rows with their new ids, duplicates by batch index)."""
+    def commit(
+        self, batches: list[BatchSpec], now: int, health: bool = False
+    ) -> tuple[list[tuple[Any, ...]], dict[int, tuple[int, int]]]:
+        """Write the batches in one transaction (with their health aggregates when `health`).
+        Returns (rows with their new ids, duplicates by batch index)."""
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
@@ -81,6 +86,8 @@ class SqliteWriterConnection:
                     "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id < ?",
                     (first_id, next_id),
                 )
+                if health:
+                    write_sqlite(conn, rollup(rows))
             conn.executemany(
                 "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(now, k) for k in {batches[i][1] for i in fresh}]
             )

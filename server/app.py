@@ -12,10 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import api, device, oidc, signin, tail
+from server import api, device, health, oidc, signin, tail
 from server._device_codes import WrongCodeLimiter
 from server.db import DB, hide_password
 from server.errors import exception_handlers
+from server.health_retention import health_running
+from server.health_store import HealthReader
 from server.hub import create_hub
 from server.ingest import ingest
 from server.ingest_validate import Limits
@@ -45,6 +47,7 @@ routes: list[BaseRoute] = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     *api.routes,
+    *health.routes,
     *device.routes,
     *tail.routes,
     *signin.routes,
@@ -61,7 +64,9 @@ def build_state(settings: Settings) -> dict[str, Any]:
             max_queue_records=settings.ingest_queue_max_records,
             max_commit_records=settings.ingest_commit_max_records,
             batch_retention_hours=settings.ingest_batch_retention_hours,
+            health_aggregation=settings.health_aggregation,
         ),
+        "health_reader": HealthReader(db),
         "hub": create_hub(
             settings.hub_url,
             channel_prefix=settings.hub_channel_prefix,
@@ -97,7 +102,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             await state["writer"].start()
             log.info("database %s ready", hide_password(db.url))
             try:
-                yield state
+                async with health_running(state["health_reader"], db, settings):
+                    yield state
             finally:
                 await state["writer"].stop()
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import __version__
+from server.health_openapi import health_paths, health_schemas
 
 __all__ = ["openapi_document"]
 
@@ -108,6 +109,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _resp("A page of logs", {"$ref": "#/components/schemas/LogPage"}), **_errors(400, 401, 404, 429)},
             },
         },
+        **health_paths(),
         "/api/tail-tokens": {
             "post": {
                 "summary": "A short-lived token to open the live tail WebSocket /ws/tail of one app (docs/live-tail.md)",
@@ -202,6 +204,7 @@ def _schemas() -> dict[str, Any]:
         "UserCode": {"type": "object", "required": ["user_code"], "properties": {"user_code": s}},
         "LogPage": {"type": "object", "properties": {
             "logs": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}},
+        **health_schemas(),
     }
 
 

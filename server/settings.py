@@ -171,6 +171,35 @@ SETTINGS: tuple[Setting, ...] = (
     # Query
     Setting("QUERY_DEFAULT_LIMIT", "100", "Logs returned by the query API when `limit` is not given.", int),
     Setting("QUERY_MAX_LIMIT", "1000", "Most logs the query API returns in one page.", int),
+    # Health metrics (docs/health.md)
+    Setting(
+        "HEALTH_AGGREGATION",
+        "true",
+        "Keep the health aggregates (counts per level, request durations, error messages) at ingest, in the "
+        "writer's commit. `false` stores logs only and the health views stay empty.",
+        _bool,
+    ),
+    Setting("HEALTH_WINDOW_MINUTES", "15", "Window the health status and summary look at (the last N whole minutes).", int),
+    Setting(
+        "HEALTH_SILENT_MINUTES",
+        "15",
+        "A service with no record for this long is `silent`, whatever else it sent before.",
+        int,
+    ),
+    Setting("HEALTH_DEGRADED_ERROR_RATE", "0.05", "Error rate (ERROR + CRITICAL / all records) from which a service is `degraded`.", float),
+    Setting("HEALTH_FAILING_ERROR_RATE", "0.25", "Error rate from which a service is `failing`.", float),
+    Setting("HEALTH_DEGRADED_P95_MS", "1000", "Request p95 latency (ms) from which a service is `degraded`.", float),
+    Setting("HEALTH_FAILING_P95_MS", "5000", "Request p95 latency (ms) from which a service is `failing`.", float),
+    Setting(
+        "HEALTH_MIN_RECORDS",
+        "10",
+        "Fewest records (and requests, for latency) in the window for the rate and latency thresholds to apply; "
+        "below it any error makes the service `degraded`.",
+        int,
+    ),
+    Setting("HEALTH_MINUTE_RETENTION_DAYS", "7", "How long per-minute health aggregates are kept.", int),
+    Setting("HEALTH_HOUR_RETENTION_DAYS", "90", "How long per-hour health aggregates are kept.", int),
+    Setting("HEALTH_DAY_RETENTION_DAYS", "0", "How long per-day health aggregates are kept; 0 keeps them.", int),
     # Live tail
     Setting(
         "HUB_URL",

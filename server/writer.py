@@ -27,6 +27,8 @@ import orjson
 from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
 from server.fulltext import words
+from server.health_rollup import rollup
+from server.health_store import write_postgres
 from server.ingest_validate import COLUMNS
 from server.security import now_s
 
@@ -59,9 +61,12 @@ class Batch:
 
 class LogWriter:
     def __init__(
-        self, db: DB, *, max_queue_records: int, max_commit_records: int, batch_retention_hours: int
+        self, db: DB, *, max_queue_records: int, max_commit_records: int, batch_retention_hours: int,
+        health_aggregation: bool = True,
     ) -> None:
         self.db = db
+        # Health aggregates (server.health_rollup) are upserted in the same transaction as the rows.
+        self.health_aggregation = health_aggregation
         self.max_queue_records = max_queue_records
         self.max_commit_records = max_commit_records
         self.batch_retention_s = batch_retention_hours * 3600
@@ -183,7 +188,7 @@ class LogWriter:
         specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report) for b in batches]
         loop = asyncio.get_running_loop()
         rows: list[tuple[Any, ...]]
-        rows, duplicates = await loop.run_in_executor(writer.executor, writer.commit, specs, now_s())
+        rows, duplicates = await loop.run_in_executor(writer.executor, writer.commit, specs, now_s(), self.health_aggregation)
         for index, stored in duplicates.items():
             self._mark_duplicate(batches[index], stored)
         self.stats["commits"] += 1
@@ -218,6 +223,8 @@ class LogWriter:
                 await conn.copy_records_to_table(
                     "logs", records=[(*row, words(row[8])) for row in rows], columns=(*COLUMNS, "words")
                 )
+                if self.health_aggregation:
+                    await write_postgres(conn, rollup(rows))
             await conn.executemany(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
             )

@@ -61,6 +61,8 @@ def _app_routes(app_id: int, key_id: int) -> list[tuple[str, str]]:
     return [
         ("GET", a), ("PATCH", a), ("DELETE", a), ("GET", f"{a}/keys"), ("POST", f"{a}/keys"),
         ("POST", f"{a}/keys/{key_id}/regenerate"), ("DELETE", f"{a}/keys/{key_id}"), ("GET", f"{a}/logs"),
+        ("GET", f"{a}/health"), ("GET", f"{a}/health/volume"), ("GET", f"{a}/health/error-rate"),
+        ("GET", f"{a}/health/latency"),
     ]
 
 

@@ -1,0 +1,77 @@
+-- Health aggregates (docs/health.md), kept by the log writer inside its commit transaction.
+-- res is the bucket width in seconds (60, 3600 or 86400); start_s the bucket's start in epoch
+-- seconds, UTC, a multiple of res. Keys lead with (app_id, res, service[, route]) so a query
+-- for a few services seeks straight to them; health_services/health_routes list those keys.
+CREATE TABLE health_services (
+    app_id BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    last_seen BIGINT NOT NULL, -- microseconds: the newest min(ts, received_at)
+    PRIMARY KEY (app_id, service)
+);
+
+CREATE TABLE health_routes (
+    app_id BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    route TEXT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    PRIMARY KEY (app_id, service, route)
+);
+
+CREATE TABLE health_counts (
+    app_id BIGINT NOT NULL,
+    res INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    start_s BIGINT NOT NULL,
+    level SMALLINT NOT NULL, -- 10, 20, 30, 40, 50 (DEBUG ... CRITICAL)
+    records BIGINT NOT NULL,
+    PRIMARY KEY (app_id, res, service, start_s, level) INCLUDE (records)
+);
+
+-- route '*' is every route of the service together.
+CREATE TABLE health_latency (
+    app_id BIGINT NOT NULL,
+    res INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    route TEXT NOT NULL,
+    start_s BIGINT NOT NULL,
+    requests BIGINT NOT NULL,
+    total_us BIGINT NOT NULL,
+    PRIMARY KEY (app_id, res, service, route, start_s) INCLUDE (requests, total_us)
+);
+
+-- Sparse log-scale histogram: bin k holds durations in [2^(k/8), 2^((k+1)/8)) milliseconds.
+CREATE TABLE health_latency_bins (
+    app_id BIGINT NOT NULL,
+    res INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    route TEXT NOT NULL,
+    start_s BIGINT NOT NULL,
+    bin INTEGER NOT NULL,
+    requests BIGINT NOT NULL,
+    PRIMARY KEY (app_id, res, service, route, start_s, bin) INCLUDE (requests)
+);
+
+CREATE TABLE health_errors (
+    app_id BIGINT NOT NULL,
+    res INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    start_s BIGINT NOT NULL,
+    fingerprint TEXT NOT NULL, -- the message with numbers and ids replaced by #
+    records BIGINT NOT NULL,
+    last_ts BIGINT NOT NULL,
+    message TEXT NOT NULL, -- the first message seen with this fingerprint in the bucket
+    PRIMARY KEY (app_id, res, service, start_s, fingerprint)
+);
+
+CREATE FUNCTION health_app_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM health_services WHERE app_id = OLD.id;
+    DELETE FROM health_routes WHERE app_id = OLD.id;
+    DELETE FROM health_counts WHERE app_id = OLD.id;
+    DELETE FROM health_latency WHERE app_id = OLD.id;
+    DELETE FROM health_latency_bins WHERE app_id = OLD.id;
+    DELETE FROM health_errors WHERE app_id = OLD.id;
+    RETURN OLD;
+END;
+$$;
+CREATE TRIGGER health_app_delete AFTER DELETE ON apps FOR EACH ROW EXECUTE FUNCTION health_app_delete();

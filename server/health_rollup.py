@@ -1,0 +1,173 @@
+"""Health aggregates of one commit's rows, computed in Python: one upsert row per distinct key.
+
+`rollup(rows)` counts the committed rows per (app, minute, service, level), request
+durations per (app, minute, service, route) with their histogram bins, and error messages
+per fingerprint, then adds each minute into its hour and day (UTC). The writer applies the
+result inside its commit transaction (`server.health_store`), so the aggregates always
+match the stored rows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from server.health_sketch import bin_of
+
+__all__ = ["ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "fingerprint", "request_route", "rollup"]
+
+RESOLUTIONS = (60, 3600, 86400)
+ALL_ROUTES = "*"
+LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+ROUTE_MAX = 200
+FINGERPRINT_MAX = 200
+MESSAGE_MAX = 500
+_MINUTE_US = 60_000_000
+# Numbers, hex ids and UUIDs vary between otherwise identical messages.
+_VARIABLE = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]*\d[0-9a-fA-F]*\b|\d+"
+)
+_PATH_ID = re.compile(r"(?<=/)(?:[0-9a-fA-F-]*\d[0-9a-fA-F-]*|\d[^/]*)(?=/|$)")
+
+
+@dataclass
+class HealthDelta:
+    """Upsert rows by table; each key appears once."""
+
+    counts: dict[tuple[int, int, str, int, int], int] = field(default_factory=dict)
+    latency: dict[tuple[int, int, str, str, int], list[int]] = field(default_factory=dict)  # [requests, total_us]
+    bins: dict[tuple[int, int, str, str, int, int], int] = field(default_factory=dict)
+    errors: dict[tuple[int, int, str, int, str], list[Any]] = field(default_factory=dict)  # [records, last_ts, message]
+    services: dict[tuple[int, str], int] = field(default_factory=dict)
+    routes: dict[tuple[int, str, str], int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.services)
+
+
+def fingerprint(message: str) -> str:
+    """The message with its variable parts (numbers, hex ids, UUIDs) replaced by #."""
+    return _VARIABLE.sub("#", message[: FINGERPRINT_MAX * 2])[:FINGERPRINT_MAX]
+
+
+def request_route(attributes: dict[str, Any]) -> str:
+    """`METHOD route`: the framework's route template, else the path with id-like segments as {id}."""
+    route = attributes.get("route")
+    if not isinstance(route, str) or not route:
+        path = attributes.get("path")
+        route = _PATH_ID.sub("{id}", path) if isinstance(path, str) and path else "?"
+    method = attributes.get("method")
+    key = f"{method} {route}" if isinstance(method, str) and method else route
+    return key[:ROUTE_MAX] if key != ALL_ROUTES else "(*)"
+
+
+def _duration(attributes: Any) -> float | None:
+    if not isinstance(attributes, dict):
+        return None
+    value = attributes.get("duration_ms")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def _spread(minute_start: int) -> tuple[tuple[int, int], ...]:
+    return tuple((res, minute_start - minute_start % res) for res in RESOLUTIONS)
+
+
+def rollup(rows: list[tuple[Any, ...]]) -> HealthDelta:
+    """Aggregate committed rows (in `server.ingest_validate.COLUMNS` order)."""
+    minutes: dict[tuple[int, int, str, str], int] = {}
+    seen: dict[tuple[int, str], int] = {}
+    errors: list[tuple[Any, ...]] = []
+    timed: list[tuple[Any, ...]] = []
+    for row in rows:
+        app_id, ts, received, service = row[1], row[2], row[3], row[6]
+        key = (app_id, ts // _MINUTE_US, service, row[5])
+        minutes[key] = minutes.get(key, 0) + 1
+        at = min(received, ts)
+        skey = (app_id, service)
+        if at > seen.get(skey, -1):
+            seen[skey] = at
+        if row[4] >= 40:
+            errors.append(row)
+        attributes = row[9]
+        if attributes is not None and '"duration_ms"' in attributes:
+            timed.append(row)
+    delta = HealthDelta(services=seen)
+    counts = delta.counts
+    for (app_id, minute, service, level_name), n in minutes.items():
+        level = LEVEL_NUMBERS[level_name]
+        for res, start in _spread(minute * 60):
+            ckey = (app_id, res, service, start, level)
+            counts[ckey] = counts.get(ckey, 0) + n
+    _errors(delta, errors)
+    _latency(delta, timed)
+    return delta
+
+
+def _errors(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
+    per_minute: dict[tuple[int, int, str, str], list[Any]] = {}
+    for row in rows:
+        key = (row[1], row[2] // _MINUTE_US, row[6], fingerprint(row[8]))
+        found = per_minute.get(key)
+        if found is None:
+            per_minute[key] = [1, row[2], row[8][:MESSAGE_MAX]]
+        else:
+            found[0] += 1
+            found[1] = max(found[1], row[2])
+    for (app_id, minute, service, print_), (n, last_ts, message) in per_minute.items():
+        for res, start in _spread(minute * 60):
+            ekey = (app_id, res, service, start, print_)
+            found = delta.errors.get(ekey)
+            if found is None:
+                delta.errors[ekey] = [n, last_ts, message]
+            else:
+                found[0] += n
+                found[1] = max(found[1], last_ts)
+
+
+def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
+    sums: dict[tuple[int, int, str, str], list[int]] = {}
+    bins: dict[tuple[int, int, str, str, int], int] = {}
+    for row in rows:
+        attributes = orjson.loads(row[9])
+        duration = _duration(attributes)
+        if duration is None:
+            continue
+        app_id, service = row[1], row[6]
+        route = request_route(attributes)
+        minute = row[2] // _MINUTE_US
+        at = min(row[3], row[2])
+        rkey = (app_id, service, route)
+        if at > delta.routes.get(rkey, -1):
+            delta.routes[rkey] = at
+        index = bin_of(duration)
+        micros = round(duration * 1000)
+        for r in (route, ALL_ROUTES):
+            skey = (app_id, minute, service, r)
+            found = sums.get(skey)
+            if found is None:
+                sums[skey] = [1, micros]
+            else:
+                found[0] += 1
+                found[1] += micros
+            bkey = (app_id, minute, service, r, index)
+            bins[bkey] = bins.get(bkey, 0) + 1
+    for (app_id, minute, service, route), (n, total) in sums.items():
+        for res, start in _spread(minute * 60):
+            lkey = (app_id, res, service, route, start)
+            found = delta.latency.get(lkey)
+            if found is None:
+                delta.latency[lkey] = [n, total]
+            else:
+                found[0] += n
+                found[1] += total
+    for (app_id, minute, service, route, index), n in bins.items():
+        for res, start in _spread(minute * 60):
+            key = (app_id, res, service, route, start, index)
+            delta.bins[key] = delta.bins.get(key, 0) + n

@@ -1,0 +1,54 @@
+"""Latency histogram bins: sparse, log-scale, mergeable by adding counts.
+
+Bin k holds durations d (milliseconds) with 2^(k/8) <= d < 2^((k+1)/8): eight bins per
+doubling, each 9.05% wider than the previous. A percentile is read as the bin that holds
+the nearest-rank sample and reported as that bin's value 2·lo·hi/(lo+hi), which is within
+RELATIVE_ACCURACY (4.33%) of every value in the bin, so of the exact percentile too.
+Durations below MIN_MS (including 0) count in MIN_MS's bin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+__all__ = ["BINS_PER_DOUBLING", "MIN_MS", "RELATIVE_ACCURACY", "bin_of", "bin_value", "percentiles"]
+
+BINS_PER_DOUBLING = 8
+MIN_MS = 0.001
+_GAMMA: float = 2.0 ** (1.0 / BINS_PER_DOUBLING)
+RELATIVE_ACCURACY = (_GAMMA - 1.0) / (_GAMMA + 1.0)
+_MIN_BIN = math.floor(math.log2(MIN_MS) * BINS_PER_DOUBLING)
+
+
+def bin_of(duration_ms: float) -> int:
+    """The bin of a duration in milliseconds (finite, >= 0)."""
+    if duration_ms <= MIN_MS:
+        return _MIN_BIN
+    return math.floor(math.log2(duration_ms) * BINS_PER_DOUBLING)
+
+
+def bin_value(index: int) -> float:
+    """The value reported for a bin: within RELATIVE_ACCURACY of both of its edges."""
+    lo = float(2.0 ** (index / BINS_PER_DOUBLING))
+    hi = lo * _GAMMA
+    return 2.0 * lo * hi / (lo + hi)
+
+
+def percentiles(bins: Iterable[tuple[int, int]], quantiles: Iterable[float]) -> list[float | None]:
+    """Nearest-rank percentiles (rank ceil(q·n)) of a histogram given as (bin, count) pairs."""
+    ordered = sorted(bins)
+    total = sum(count for _, count in ordered)
+    out: list[float | None] = []
+    for q in quantiles:
+        if total == 0:
+            out.append(None)
+            continue
+        rank = max(1, math.ceil(q * total - 1e-9))
+        seen = 0
+        for index, count in ordered:
+            seen += count
+            if seen >= rank:
+                out.append(float(f"{bin_value(index):.4g}"))
+                break
+    return out

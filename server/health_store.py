@@ -1,0 +1,145 @@
+"""Writing health aggregates inside the log writer's transaction, and reading them back.
+
+One upsert statement per table and commit: SQLite `executemany` on the writer's own
+connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
+per table, so a commit costs the same few round trips however many keys it touches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from server.db import DB, SQLITE_PRAGMAS
+from server.health_rollup import HealthDelta
+
+__all__ = ["HealthReader", "write_postgres", "write_sqlite"]
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    pg_types: tuple[str, ...]  # of keys + values
+    merge: dict[str, str]  # column -> how the stored value and `excluded` combine ({old}, {new})
+
+    def _sql(self, dialect: str) -> str:
+        cols = (*self.keys, *self.values)
+        greatest = "max" if dialect == "sqlite" else "GREATEST"
+        sets = ", ".join(
+            f"{c} = " + self.merge[c].format(old=f"{self.name}.{c}", new=f"excluded.{c}", greatest=greatest)
+            for c in self.merge
+        )
+        if dialect == "sqlite":
+            source = f"VALUES ({', '.join('?' * len(cols))})"
+        else:
+            source = "SELECT * FROM unnest(" + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self.pg_types)) + ")"
+        return (f"INSERT INTO {self.name} ({', '.join(cols)}) {source} "
+                f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}")
+
+
+_ADD = "{old} + {new}"
+_MAX = "{greatest}({old}, {new})"
+_TABLES = {
+    "services": _Table("health_services", ("app_id", "service"), ("last_seen",), ("bigint", "text", "bigint"),
+                       {"last_seen": _MAX}),
+    "routes": _Table("health_routes", ("app_id", "service", "route"), ("last_seen",),
+                     ("bigint", "text", "text", "bigint"), {"last_seen": _MAX}),
+    "counts": _Table("health_counts", ("app_id", "res", "service", "start_s", "level"), ("records",),
+                     ("bigint", "int", "text", "bigint", "smallint", "bigint"), {"records": _ADD}),
+    "latency": _Table("health_latency", ("app_id", "res", "service", "route", "start_s"), ("requests", "total_us"),
+                      ("bigint", "int", "text", "text", "bigint", "bigint", "bigint"),
+                      {"requests": _ADD, "total_us": _ADD}),
+    "bins": _Table("health_latency_bins", ("app_id", "res", "service", "route", "start_s", "bin"), ("requests",),
+                   ("bigint", "int", "text", "text", "bigint", "int", "bigint"), {"requests": _ADD}),
+    "errors": _Table("health_errors", ("app_id", "res", "service", "start_s", "fingerprint"),
+                     ("records", "last_ts", "message"),
+                     ("bigint", "int", "text", "bigint", "text", "bigint", "bigint", "text"),
+                     {"records": _ADD, "last_ts": _MAX}),
+}
+_SQLITE_SQL = {name: table._sql("sqlite") for name, table in _TABLES.items()}
+_PG_SQL = {name: table._sql("postgresql") for name, table in _TABLES.items()}
+
+
+def _rows(delta: HealthDelta) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "services": [(*k, v) for k, v in delta.services.items()],
+        "routes": [(*k, v) for k, v in delta.routes.items()],
+        "counts": [(*k, v) for k, v in delta.counts.items()],
+        "latency": [(*k, *v) for k, v in delta.latency.items()],
+        "bins": [(*k, v) for k, v in delta.bins.items()],
+        "errors": [(*k, *v) for k, v in delta.errors.items()],
+    }
+
+
+def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta) -> None:
+    """Upsert the delta on the writer's connection, inside its open transaction."""
+    for name, rows in _rows(delta).items():
+        if rows:
+            conn.executemany(_SQLITE_SQL[name], rows)
+
+
+async def write_postgres(conn: Any, delta: HealthDelta) -> None:
+    """Upsert the delta on an asyncpg connection, inside its open transaction."""
+    for name, rows in _rows(delta).items():
+        if rows:
+            await conn.execute(_PG_SQL[name], *(list(column) for column in zip(*rows, strict=True)))
+
+
+class HealthReader:
+    """Read-only queries with `?` placeholders, off the event loop and off the shared connection.
+
+    SQLite: a connection of its own on one thread (a 30-day query must not hold the lock that
+    every request's look-ups wait on). PostgreSQL: the pool's asyncpg connections.
+    """
+
+    def __init__(self, db: DB) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        if self.dialect == "sqlite":
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-reader")
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sqlite)
+
+    def _open_sqlite(self) -> None:
+        conn = sqlite3.connect(self.db.sqlite_path, isolation_level=None, check_same_thread=False)
+        for pragma in SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        conn.execute("PRAGMA query_only=ON")
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            conn = self._conn
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._executor.shutdown()
+            self._executor = self._conn = None
+
+    async def fetch(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.dialect == "sqlite":
+            conn, executor = self._conn, self._executor
+            assert conn is not None and executor is not None, "open() first"
+
+            def run() -> list[tuple[Any, ...]]:
+                assert conn is not None
+                return conn.execute(query, tuple(args)).fetchall()
+
+            return await asyncio.get_running_loop().run_in_executor(executor, run)
+        pg_query: list[str] = []
+        n = 0
+        for part in query.split("?"):
+            if pg_query:
+                n += 1
+                pg_query.append(f"${n}")
+            pg_query.append(part)
+        async with self.db.raw() as conn:
+            return [tuple(r) for r in await conn.fetch("".join(pg_query), *args)]
