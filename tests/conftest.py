@@ -10,6 +10,7 @@ skipped, except under CI=true, where it fails.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import socket
@@ -39,7 +40,16 @@ _PG_TABLES = (
 
 
 def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    """Run a coroutine to completion from sync code, also while an event loop runs in this
+    thread (Playwright's sync API keeps one running for the browser tests)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: their session-wide Playwright keeps an event loop in the main thread,
+    which `asyncio.run` in other tests' code would trip over."""
+    items.sort(key=lambda item: "/tests/frontend/" in str(item.path))
 
 
 def _pg_base(url: str) -> str:
