@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-__all__ = ["APP_KEYS", "APP_LOGS", "HOME", "SIGNIN", "app_id_in", "app_keys", "app_logs", "signin"]
+__all__ = ["APP_KEYS", "APP_LOGS", "DEVICE_LINK", "HOME", "SIGNIN", "app_id_in", "app_keys", "app_logs", "signin"]
 
 HOME = "/"
 SIGNIN = "/signin"
 APP_LOGS = "/apps/[app_id]/logs"
 APP_KEYS = "/apps/[app_id]/keys"
+# Where `sentry-logger init` sends people (server.device.LINK_PATH, the verification_uri).
+DEVICE_LINK = "/sdk/link"
 
 # Server (Starlette) endpoints the dashboard links or posts to: plain anchors and forms,
 # never client-side navigation.

@@ -349,6 +349,13 @@ class LogsState(SessionState):
         db, hub = resources["db"], resources.get("hub")
         if hub is None:
             return
+        async with self:
+            # Events can be sent by any client: check the session and the app here too.
+            try:
+                user = await self._require_user()
+                await apps.get_app(db, user, app_id)
+            except (SignedOut, ApiError):
+                return
         next_check = time.monotonic() + SESSION_CHECK_SECONDS
         next_health = time.monotonic() + HEALTH_REFRESH_SECONDS
         gone_since: float | None = None

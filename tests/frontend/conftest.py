@@ -155,8 +155,10 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         oidc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium per test module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break every later test that calls asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -117,6 +117,7 @@ def test_level_search_service_and_time_range_narrow_the_list(
     page.fill("#filter-service", "worker")
     page.click("#filter-apply")
     _wait_rows(page, {"payment retried"})
+    page.wait_for_url("**service=worker**")
 
     # The URL is the view: opening it again shows the same filters and lines.
     shared = page.url
