@@ -7,6 +7,7 @@ and the manual code entry."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -16,7 +17,10 @@ from typing import Any
 
 from tests.frontend.conftest import Product
 from tests.frontend.dashboard_helpers import sign_in_local, unique
-from tests.sdk.test_cli_init import InitRun, init_cli  # noqa: F401 (the fixture)
+from tests.sdk import test_cli_init
+from tests.sdk.test_cli_init import InitRun
+
+init_cli = test_cli_init.init_cli  # the fixture: `sentry-logger init` runs, killed at teardown if still running
 
 
 def _session_http(page: Any, product: Product) -> Any:
@@ -33,7 +37,7 @@ def test_authorize_in_the_browser(page: Any, product: Product, init_cli: Callabl
     page.goto(f"/sdk/link?code={code}")
     page.wait_for_selector("#signin-local")  # signed out: sign in first, then come back
     page.click("#signin-local")
-    page.wait_for_url(f"**/sdk/link*?code={code}")
+    page.wait_for_url(re.compile(rf"/sdk/link/?\?code={code}$"))
     page.wait_for_selector("#device-authorize")
     assert page.inner_text("#device-code") == code
     assert page.inner_text("#device-app-name") == name
@@ -82,7 +86,7 @@ def test_wrong_code_and_typed_code(page: Any, product: Product, init_cli: Callab
     sign_in_local(page)
     page.goto("/sdk/link?code=BBBB-BBBB")
     page.wait_for_selector("#device-error")
-    assert "no sign-in request has this code" in page.inner_text("#device-error")
+    assert "No sign-in request has this code" in page.inner_text("#device-error")
 
     run = init_cli(["--app-name", unique("typed"), "--dsn", product.url, "--no-browser"], tmp_path / "c.json")
     code = run.code()

@@ -69,6 +69,26 @@ class InitRun:
         out, err = self.process.communicate(timeout=60)
         return self.process.returncode, self.head + out, err
 
+    def close(self) -> None:
+        """Stop it if still running (a failed test) and release its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def init_cli() -> Iterator[Callable[[list[str], Path], InitRun]]:
+    """Start `sentry-logger init` runs; any still running at the end of the test are killed."""
+    runs: list[InitRun] = []
+
+    def start(args: list[str], config: Path) -> InitRun:
+        runs.append(InitRun(args, config))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.close()
+
 
 @contextlib.contextmanager
 def signed_in(server: LiveServer) -> Iterator[httpx.Client]:
@@ -80,14 +100,14 @@ def signed_in(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 def test_init_approved_over_http_then_init_without_arguments_sends_a_log(
-    start_server: Callable[..., LiveServer], tmp_path: Path
+    start_server: Callable[..., LiveServer], init_cli: Callable[..., InitRun], tmp_path: Path
 ) -> None:
     server = start_server()
     config = tmp_path / "home" / ".sentry_logger" / "config.json"
     config.parent.mkdir(parents=True, mode=0o755)
     config.write_text(json.dumps({"default_profile": "other", "keep": 1, "profiles": {
         "other": {"api_key": "sk_prod_" + "a" * 40, "dsn": "https://elsewhere.example"}}}))
-    run = InitRun(["--app-name", "Shop API", "--environment", "staging", "--dsn", server.url, "--no-browser"], config)
+    run = init_cli(["--app-name", "Shop API", "--environment", "staging", "--dsn", server.url, "--no-browser"], config)
     code = run.code()
     assert f"{server.url}/sdk/link" in run.head and f"?code={code}" in run.head
 
@@ -108,7 +128,7 @@ def test_init_approved_over_http_then_init_without_arguments_sends_a_log(
         assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
 
         env = {**run.env, "SENTRY_LOGGER_SPOOL": "0"}
-        test_run = subprocess.run([CLI, "test"], capture_output=True, text=True, env=env, timeout=60)
+        test_run = subprocess.run([CLI, "test"], check=False, capture_output=True, text=True, env=env, timeout=60)
         assert test_run.returncode == 0, test_run.stderr
         marker = f"hello from init {uuid.uuid4().hex}"
         child = ("import logging, sentry_logger\nsentry_logger.init()\n"
@@ -118,23 +138,27 @@ def test_init_approved_over_http_then_init_without_arguments_sends_a_log(
         assert [(r["message"], r["environment"]) for r in logs] == [(marker, "staging")]
 
 
-def test_init_denied(start_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+def test_init_denied(
+    start_server: Callable[..., LiveServer], init_cli: Callable[..., InitRun], tmp_path: Path
+) -> None:
     server = start_server()
     config = tmp_path / "config.json"
-    run = InitRun(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
+    run = init_cli(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
     with signed_in(server) as http:
         http.post("/sdk/device/deny", json={"user_code": run.code()}).raise_for_status()
-    rc, out, err = run.finish()
+    rc, _, err = run.finish()
     assert rc == 4 and "denied in the browser. Nothing was saved." in err
     assert not config.exists()
 
 
-def test_init_expired(start_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+def test_init_expired(
+    start_server: Callable[..., LiveServer], init_cli: Callable[..., InitRun], tmp_path: Path
+) -> None:
     server = start_server(device_code_lifetime_seconds=0)
     config = tmp_path / "config.json"
-    run = InitRun(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
+    run = init_cli(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
     run.code()
-    rc, out, err = run.finish()
+    rc, _, err = run.finish()
     assert rc == 5 and "expired" in err and "sentry-logger init" in err
     assert not config.exists()
 
@@ -142,24 +166,26 @@ def test_init_expired(start_server: Callable[..., LiveServer], tmp_path: Path) -
 def test_init_server_unreachable(tmp_path: Path) -> None:
     dsn = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run([CLI, "init", "--app-name", "shop", "--dsn", dsn, "--no-browser"],
-                            capture_output=True, text=True, timeout=60,
+                            check=False, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "SENTRY_LOGGER_CONFIG": str(tmp_path / "c.json")})
     assert result.returncode == 3 and f"cannot reach the server at {dsn}" in result.stderr
 
 
 def test_init_without_a_server_url(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"} | {"SENTRY_LOGGER_CONFIG": str(tmp_path / "c.json")}
-    result = subprocess.run([CLI, "init", "--app-name", "shop"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run([CLI, "init", "--app-name", "shop"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2 and "no server URL: pass --dsn" in result.stderr
 
 
-def test_init_ctrl_c(start_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+def test_init_ctrl_c(
+    start_server: Callable[..., LiveServer], init_cli: Callable[..., InitRun], tmp_path: Path
+) -> None:
     server = start_server()
     config = tmp_path / "config.json"
-    run = InitRun(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
+    run = init_cli(["--app-name", "shop", "--dsn", server.url, "--no-browser"], config)
     run.code()
     time.sleep(0.2)  # let it enter the wait (not a timing assertion: any moment of the wait is fine)
     run.process.send_signal(signal.SIGINT)
-    rc, out, err = run.finish()
+    rc, _, err = run.finish()
     assert rc == 130 and "Cancelled. Nothing was saved." in err
     assert not config.exists()
