@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,10 +50,12 @@ class HealthRange:
     tz: str
     bounds: list[int]  # bucket starts, then the end of the last bucket (epoch seconds)
     res: int
+    uniform: bool  # every bucket is bucket_s long (no daylight-saving change inside the range)
 
     @property
-    def uniform(self) -> bool:
-        return all(b - a == self.bucket_s for a, b in zip(self.bounds, self.bounds[1:], strict=False))
+    def one_row_per_bucket(self) -> bool:
+        """Each stored row is a whole bucket: SQL need not sum (nor sort to group)."""
+        return self.uniform and self.res == self.bucket_s
 
     def bucket_sql(self) -> tuple[str, list[int]]:
         """SQL for the bucket index of a row's start_s, with its arguments."""
@@ -135,4 +138,5 @@ def parse_range(params: Any, settings: Settings, now_us: int | None = None) -> H
             raise _bad("bucket", f"this range reaches back further than the {'per-minute' if r == 60 else 'per-hour'} "
                                  f"data is kept (HEALTH_{name}_RETENTION_DAYS = {days}); use a bucket of whole "
                                  f"{'hours' if r == 60 else 'days'}")
-    return HealthRange(since, until, bucket, tz_name, bounds, res)
+    uniform = all(b - a == bucket for a, b in pairwise(bounds))
+    return HealthRange(since, until, bucket, tz_name, bounds, res, uniform)

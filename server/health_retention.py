@@ -23,7 +23,7 @@ __all__ = ["PRUNE_INTERVAL_S", "health_running", "prune"]
 log = logging.getLogger("server.health")
 PRUNE_INTERVAL_S = 600.0
 _BY_SERVICE = ("health_counts", "health_errors")
-_BY_ROUTE = ("health_latency", "health_latency_bins")
+_BY_ROUTE = ("health_latency",)
 
 
 def _cutoffs(settings: Settings, now_s: int) -> list[tuple[int, int]]:

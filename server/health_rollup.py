@@ -40,8 +40,8 @@ class HealthDelta:
     """Upsert rows by table; each key appears once."""
 
     counts: dict[tuple[int, int, str, int, int], int] = field(default_factory=dict)
-    latency: dict[tuple[int, int, str, str, int], list[int]] = field(default_factory=dict)  # [requests, total_us]
-    bins: dict[tuple[int, int, str, str, int, int], int] = field(default_factory=dict)
+    # (app, res, service, route, start_s) -> [requests, total_us, {bin: requests}]
+    latency: dict[tuple[int, int, str, str, int], list[Any]] = field(default_factory=dict)
     errors: dict[tuple[int, int, str, int, str], list[Any]] = field(default_factory=dict)  # [records, last_ts, message]
     services: dict[tuple[int, str], int] = field(default_factory=dict)
     routes: dict[tuple[int, str, str], int] = field(default_factory=dict)
@@ -132,8 +132,7 @@ def _errors(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
-    sums: dict[tuple[int, int, str, str], list[int]] = {}
-    bins: dict[tuple[int, int, str, str, int], int] = {}
+    per_minute: dict[tuple[int, int, str, str], list[Any]] = {}
     for row in rows:
         attributes = orjson.loads(row[9])
         duration = _duration(attributes)
@@ -141,33 +140,28 @@ def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
             continue
         app_id, service = row[1], row[6]
         route = request_route(attributes)
-        minute = row[2] // _MINUTE_US
-        at = min(row[3], row[2])
+        at = min(row[2], row[3])
         rkey = (app_id, service, route)
         if at > delta.routes.get(rkey, -1):
             delta.routes[rkey] = at
         index = bin_of(duration)
         micros = round(duration * 1000)
         for r in (route, ALL_ROUTES):
-            skey = (app_id, minute, service, r)
-            found = sums.get(skey)
+            key = (app_id, row[2] // _MINUTE_US, service, r)
+            found = per_minute.get(key)
             if found is None:
-                sums[skey] = [1, micros]
-            else:
-                found[0] += 1
-                found[1] += micros
-            bkey = (app_id, minute, service, r, index)
-            bins[bkey] = bins.get(bkey, 0) + 1
-    for (app_id, minute, service, route), (n, total) in sums.items():
+                per_minute[key] = found = [0, 0, {}]
+            found[0] += 1
+            found[1] += micros
+            found[2][index] = found[2].get(index, 0) + 1
+    for (app_id, minute, service, route), (n, total, bins) in per_minute.items():
         for res, start in _spread(minute * 60):
             lkey = (app_id, res, service, route, start)
             found = delta.latency.get(lkey)
             if found is None:
-                delta.latency[lkey] = [n, total]
+                delta.latency[lkey] = [n, total, dict(bins)]
             else:
                 found[0] += n
                 found[1] += total
-    for (app_id, minute, service, route, index), n in bins.items():
-        for res, start in _spread(minute * 60):
-            key = (app_id, res, service, route, start, index)
-            delta.bins[key] = delta.bins.get(key, 0) + n
+                for index, count in bins.items():
+                    found[2][index] = found[2].get(index, 0) + count

@@ -11,7 +11,7 @@ from typing import Any
 
 from server.health_range import HealthRange
 from server.health_rollup import ALL_ROUTES, LEVEL_NUMBERS
-from server.health_sketch import percentiles
+from server.health_sketch import add_encoded, percentiles
 from server.health_store import HealthReader
 
 __all__ = ["error_rate_series", "latency_series", "list_routes", "list_services", "volume_series"]
@@ -41,6 +41,18 @@ async def list_routes(reader: HealthReader, app_id: int, services: list[str]) ->
     return sorted((str(s), str(r)) for s, r, _ in rows[:MAX_ROUTE_SERIES])
 
 
+def _sum_sql(rng: HealthRange, keys: str, values: tuple[str, ...], table: str, where: str) -> str:
+    """Sum `values` per bucket and `keys` (each key a column or `expression AS name`). When every
+    stored row is a whole bucket there is nothing to sum: the rows stream out in key order
+    without a sort, and the caller adds them up (it always does)."""
+    bucket, _ = rng.bucket_sql()
+    if rng.one_row_per_bucket:
+        return f"SELECT {bucket} AS b, {keys}, {', '.join(values)} FROM {table} WHERE {where}"
+    names = ", ".join(k.rsplit(" AS ", 1)[-1] for k in keys.split(", "))
+    sums = ", ".join(f"SUM({v})" for v in values)
+    return f"SELECT {bucket} AS b, {keys}, {sums} FROM {table} WHERE {where} GROUP BY b, {names}"
+
+
 def _where(rng: HealthRange, app_id: int, services: list[str]) -> tuple[str, list[Any]]:
     return (f"app_id = ? AND res = ? AND service IN {_in(services)} AND start_s >= ? AND start_s < ?",
             [app_id, rng.res, *services, rng.bounds[0], rng.bounds[-1]])
@@ -50,12 +62,9 @@ async def volume_series(reader: HealthReader, app_id: int, rng: HealthRange, ser
     """Records per level per bucket, all the given services together."""
     points = [{**s, **{name: 0 for name in LEVEL_NUMBERS}, "total": 0} for s in rng.starts()]
     if services:
-        bucket, args = rng.bucket_sql()
+        _, args = rng.bucket_sql()
         where, wargs = _where(rng, app_id, services)
-        rows = await reader.fetch(
-            f"SELECT {bucket} AS b, level, SUM(records) FROM health_counts WHERE {where} GROUP BY b, level",
-            [*args, *wargs],
-        )
+        rows = await reader.fetch(_sum_sql(rng, "level", ("records",), "health_counts", where), [*args, *wargs])
         for b, level, n in rows:
             point = points[rng.index(int(b))]
             point[LEVEL_NAMES[int(level)]] += int(n)
@@ -72,13 +81,10 @@ async def error_rate_series(reader: HealthReader, app_id: int, rng: HealthRange,
     """Per service: records, errors (ERROR + CRITICAL) and their ratio per bucket."""
     if not services:
         return []
-    bucket, args = rng.bucket_sql()
+    _, args = rng.bucket_sql()
     where, wargs = _where(rng, app_id, services)
-    rows = await reader.fetch(
-        f"SELECT {bucket} AS b, service, CASE WHEN level >= 40 THEN 1 ELSE 0 END AS e, SUM(records) "
-        f"FROM health_counts WHERE {where} GROUP BY b, service, e",
-        [*args, *wargs],
-    )
+    keys = "service, CASE WHEN level >= 40 THEN 1 ELSE 0 END AS e"
+    rows = await reader.fetch(_sum_sql(rng, keys, ("records",), "health_counts", where), [*args, *wargs])
     counts: dict[str, list[list[int]]] = {s: [[0, 0] for _ in rng.bounds[:-1]] for s in services}
     for b, service, is_error, n in rows:
         cell = counts[service][rng.index(int(b))]
@@ -115,26 +121,19 @@ async def latency_series(
     where, wargs = _where(rng, app_id, services)
     where += f" AND route IN {_in(routes)}"
     wargs += routes
-    sums = await reader.fetch(
-        f"SELECT {bucket} AS b, service, route, SUM(requests), SUM(total_us) FROM health_latency "
-        f"WHERE {where} GROUP BY b, service, route", [*args, *wargs],
-    )
-    bin_rows = await reader.fetch(
-        f"SELECT {bucket} AS b, service, route, bin, SUM(requests) FROM health_latency_bins "
-        f"WHERE {where} GROUP BY b, service, route, bin", [*args, *wargs],
+    rows = await reader.fetch(
+        f"SELECT {bucket} AS b, service, route, requests, total_us, bins FROM health_latency WHERE {where}",
+        [*args, *wargs],
     )
     wanted = set(series)
     n = len(rng.bounds) - 1
     cells: dict[tuple[str, str], list[list[Any]]] = {k: [[0, 0, {}] for _ in range(n)] for k in series}
-    for b, service, route, requests, total in sums:
+    for b, service, route, requests, total, bins in rows:
         if (service, route) in wanted:
             cell = cells[(service, route)][rng.index(int(b))]
             cell[0] += int(requests)
             cell[1] += int(total)
-    for b, service, route, index, requests in bin_rows:
-        if (service, route) in wanted:
-            hist = cells[(service, route)][rng.index(int(b))][2]
-            hist[int(index)] = hist.get(int(index), 0) + int(requests)
+            add_encoded(cell[2], bins)
     out = []
     for (service, route), per_bucket in cells.items():
         merged: dict[int, int] = {}

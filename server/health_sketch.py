@@ -12,7 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["BINS_PER_DOUBLING", "MIN_MS", "RELATIVE_ACCURACY", "bin_of", "bin_value", "percentiles"]
+import orjson
+
+__all__ = [
+    "BINS_PER_DOUBLING", "MIN_MS", "RELATIVE_ACCURACY", "add_encoded", "bin_of", "bin_value", "decode", "encode",
+    "percentiles",
+]
 
 BINS_PER_DOUBLING = 8
 MIN_MS = 0.001
@@ -36,19 +41,43 @@ def bin_value(index: int) -> float:
 
 
 def percentiles(bins: Iterable[tuple[int, int]], quantiles: Iterable[float]) -> list[float | None]:
-    """Nearest-rank percentiles (rank ceil(q·n)) of a histogram given as (bin, count) pairs."""
+    """Nearest-rank percentiles (rank ceil(q·n)) of a histogram given as (bin, count) pairs; one pass."""
     ordered = sorted(bins)
     total = sum(count for _, count in ordered)
-    out: list[float | None] = []
-    for q in quantiles:
-        if total == 0:
-            out.append(None)
-            continue
-        rank = max(1, math.ceil(q * total - 1e-9))
-        seen = 0
-        for index, count in ordered:
-            seen += count
-            if seen >= rank:
-                out.append(float(f"{bin_value(index):.4g}"))
-                break
+    qs = list(quantiles)
+    if total == 0:
+        return [None] * len(qs)
+    wanted = sorted((max(1, math.ceil(q * total - 1e-9)), i) for i, q in enumerate(qs))
+    out: list[float | None] = [None] * len(qs)
+    seen, w = 0, 0
+    for index, count in ordered:
+        seen += count
+        while w < len(wanted) and wanted[w][0] <= seen:
+            out[wanted[w][1]] = float(f"{bin_value(index):.4g}")
+            w += 1
+        if w == len(wanted):
+            break
     return out
+
+
+def encode(bins: dict[int, int]) -> str:
+    """A histogram as stored: JSON [first bin, its count, the next bin's count, ...]."""
+    first, last = min(bins), max(bins)
+    return orjson.dumps([first, *(bins.get(i, 0) for i in range(first, last + 1))]).decode()
+
+
+def decode(text: str | bytes) -> dict[int, int]:
+    dense = orjson.loads(text)
+    first = dense[0]
+    return {first + i: n for i, n in enumerate(dense[1:]) if n}
+
+
+def add_encoded(into: dict[int, int], text: str | bytes) -> None:
+    """Add a stored histogram into `into`, in place."""
+    dense = orjson.loads(text)
+    index = dense[0]
+    get = into.get
+    for n in dense[1:]:
+        if n:
+            into[index] = get(index, 0) + n
+        index += 1

@@ -19,7 +19,7 @@ from typing import Any
 from server.health_range import iso
 from server.health_rollup import ALL_ROUTES
 from server.health_series import list_services
-from server.health_sketch import percentiles
+from server.health_sketch import add_encoded, percentiles
 from server.health_store import HealthReader
 from server.logs_query import format_ts
 from server.settings import Settings
@@ -119,11 +119,11 @@ async def summary(
             else:
                 f.prev_records += int(n)
                 f.prev_errors += int(n) if is_error else 0
-        for service, index, n in await reader.fetch(
-            f"SELECT service, bin, SUM(requests) FROM health_latency_bins WHERE {where} AND route = ? "
-            "GROUP BY service, bin", [app_id, *names, start, end, ALL_ROUTES],
+        for service, n, bins in await reader.fetch(
+            f"SELECT service, requests, bins FROM health_latency WHERE {where} AND route = ?",
+            [app_id, *names, start, end, ALL_ROUTES],
         ):
-            figures[service].bins[int(index)] = int(n)
+            add_encoded(figures[service].bins, bins)
             figures[service].requests += int(n)
         collate = "COLLATE BINARY" if reader.dialect == "sqlite" else 'COLLATE "C"'
         rows = await reader.fetch(

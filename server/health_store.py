@@ -3,6 +3,9 @@
 One upsert statement per table and commit: SQLite `executemany` on the writer's own
 connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
 per table, so a commit costs the same few round trips however many keys it touches.
+Counters add up in SQL. Latency histograms are JSON, so their rows are read, merged in
+Python and written back; that is safe because the writer's transaction is serialised
+(BEGIN IMMEDIATE on SQLite, the writer's advisory lock on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from server.db import DB, SQLITE_PRAGMAS
 from server.health_rollup import HealthDelta
+from server.health_sketch import add_encoded, encode
 
 __all__ = ["HealthReader", "write_postgres", "write_sqlite"]
 
@@ -45,6 +49,8 @@ class _Table:
 
 _ADD = "{old} + {new}"
 _MAX = "{greatest}({old}, {new})"
+_NEW = "{new}"
+_LATENCY_KEY = ("app_id", "res", "service", "route", "start_s")
 _TABLES = {
     "services": _Table("health_services", ("app_id", "service"), ("last_seen",), ("bigint", "text", "bigint"),
                        {"last_seen": _MAX}),
@@ -52,11 +58,9 @@ _TABLES = {
                      ("bigint", "text", "text", "bigint"), {"last_seen": _MAX}),
     "counts": _Table("health_counts", ("app_id", "res", "service", "start_s", "level"), ("records",),
                      ("bigint", "int", "text", "bigint", "smallint", "bigint"), {"records": _ADD}),
-    "latency": _Table("health_latency", ("app_id", "res", "service", "route", "start_s"), ("requests", "total_us"),
-                      ("bigint", "int", "text", "text", "bigint", "bigint", "bigint"),
-                      {"requests": _ADD, "total_us": _ADD}),
-    "bins": _Table("health_latency_bins", ("app_id", "res", "service", "route", "start_s", "bin"), ("requests",),
-                   ("bigint", "int", "text", "text", "bigint", "int", "bigint"), {"requests": _ADD}),
+    "latency": _Table("health_latency", _LATENCY_KEY, ("requests", "total_us", "bins"),
+                      ("bigint", "int", "text", "text", "bigint", "bigint", "bigint", "text"),
+                      {"requests": _NEW, "total_us": _NEW, "bins": _NEW}),
     "errors": _Table("health_errors", ("app_id", "res", "service", "start_s", "fingerprint"),
                      ("records", "last_ts", "message"),
                      ("bigint", "int", "text", "bigint", "text", "bigint", "bigint", "text"),
@@ -64,6 +68,20 @@ _TABLES = {
 }
 _SQLITE_SQL = {name: table._sql("sqlite") for name, table in _TABLES.items()}
 _PG_SQL = {name: table._sql("postgresql") for name, table in _TABLES.items()}
+_SQLITE_LATENCY = ("SELECT requests, total_us, bins FROM health_latency WHERE "
+                   + " AND ".join(f"{c} = ?" for c in _LATENCY_KEY))
+_PG_LATENCY = ("SELECT app_id, res, service, route, start_s, requests, total_us, bins FROM health_latency "
+               "JOIN unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[]) "
+               f"AS k({', '.join(_LATENCY_KEY)}) USING ({', '.join(_LATENCY_KEY)})")
+
+
+def _merge(delta: HealthDelta, key: tuple[Any, ...], stored: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    requests, total_us, bins = delta.latency[key]
+    if stored is not None:
+        requests += stored[0]
+        total_us += stored[1]
+        add_encoded(bins, stored[2])
+    return (*key, requests, total_us, encode(bins))
 
 
 def _rows(delta: HealthDelta) -> dict[str, list[tuple[Any, ...]]]:
@@ -71,8 +89,6 @@ def _rows(delta: HealthDelta) -> dict[str, list[tuple[Any, ...]]]:
         "services": [(*k, v) for k, v in delta.services.items()],
         "routes": [(*k, v) for k, v in delta.routes.items()],
         "counts": [(*k, v) for k, v in delta.counts.items()],
-        "latency": [(*k, *v) for k, v in delta.latency.items()],
-        "bins": [(*k, v) for k, v in delta.bins.items()],
         "errors": [(*k, *v) for k, v in delta.errors.items()],
     }
 
@@ -82,6 +98,9 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta) -> None:
     for name, rows in _rows(delta).items():
         if rows:
             conn.executemany(_SQLITE_SQL[name], rows)
+    if delta.latency:
+        merged = [_merge(delta, key, conn.execute(_SQLITE_LATENCY, key).fetchone()) for key in delta.latency]
+        conn.executemany(_SQLITE_SQL["latency"], merged)
 
 
 async def write_postgres(conn: Any, delta: HealthDelta) -> None:
@@ -89,6 +108,11 @@ async def write_postgres(conn: Any, delta: HealthDelta) -> None:
     for name, rows in _rows(delta).items():
         if rows:
             await conn.execute(_PG_SQL[name], *(list(column) for column in zip(*rows, strict=True)))
+    if delta.latency:
+        keys = list(delta.latency)
+        stored = {tuple(r[:5]): tuple(r[5:]) for r in await conn.fetch(_PG_LATENCY, *map(list, zip(*keys, strict=True)))}
+        merged = [_merge(delta, key, stored.get(key)) for key in keys]
+        await conn.execute(_PG_SQL["latency"], *(list(column) for column in zip(*merged, strict=True)))
 
 
 class HealthReader:

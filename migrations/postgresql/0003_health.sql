@@ -27,7 +27,9 @@ CREATE TABLE health_counts (
     PRIMARY KEY (app_id, res, service, start_s, level) INCLUDE (records)
 );
 
--- route '*' is every route of the service together.
+-- route '*' is every route of the service together. bins: the request durations' histogram
+-- as a JSON array [k, n_k, n_k+1, ...]: n_i requests took 2^(i/8) to 2^((i+1)/8) ms
+-- (server/health_sketch.py). One row per bucket, so a 30-day chart reads hundreds of rows.
 CREATE TABLE health_latency (
     app_id BIGINT NOT NULL,
     res INTEGER NOT NULL,
@@ -36,19 +38,8 @@ CREATE TABLE health_latency (
     start_s BIGINT NOT NULL,
     requests BIGINT NOT NULL,
     total_us BIGINT NOT NULL,
-    PRIMARY KEY (app_id, res, service, route, start_s) INCLUDE (requests, total_us)
-);
-
--- Sparse log-scale histogram: bin k holds durations in [2^(k/8), 2^((k+1)/8)) milliseconds.
-CREATE TABLE health_latency_bins (
-    app_id BIGINT NOT NULL,
-    res INTEGER NOT NULL,
-    service TEXT NOT NULL,
-    route TEXT NOT NULL,
-    start_s BIGINT NOT NULL,
-    bin INTEGER NOT NULL,
-    requests BIGINT NOT NULL,
-    PRIMARY KEY (app_id, res, service, route, start_s, bin) INCLUDE (requests)
+    bins TEXT NOT NULL,
+    PRIMARY KEY (app_id, res, service, route, start_s)
 );
 
 CREATE TABLE health_errors (
@@ -69,7 +60,6 @@ BEGIN
     DELETE FROM health_routes WHERE app_id = OLD.id;
     DELETE FROM health_counts WHERE app_id = OLD.id;
     DELETE FROM health_latency WHERE app_id = OLD.id;
-    DELETE FROM health_latency_bins WHERE app_id = OLD.id;
     DELETE FROM health_errors WHERE app_id = OLD.id;
     RETURN OLD;
 END;

@@ -27,7 +27,9 @@ CREATE TABLE health_counts (
     PRIMARY KEY (app_id, res, service, start_s, level)
 ) WITHOUT ROWID;
 
--- route '*' is every route of the service together.
+-- route '*' is every route of the service together. bins: the request durations' histogram
+-- as a JSON array [k, n_k, n_k+1, ...]: n_i requests took 2^(i/8) to 2^((i+1)/8) ms
+-- (server/health_sketch.py). One row per bucket, so a 30-day chart reads hundreds of rows.
 CREATE TABLE health_latency (
     app_id INTEGER NOT NULL,
     res INTEGER NOT NULL,
@@ -36,19 +38,8 @@ CREATE TABLE health_latency (
     start_s INTEGER NOT NULL,
     requests INTEGER NOT NULL,
     total_us INTEGER NOT NULL,
+    bins TEXT NOT NULL,
     PRIMARY KEY (app_id, res, service, route, start_s)
-) WITHOUT ROWID;
-
--- Sparse log-scale histogram: bin k holds durations in [2^(k/8), 2^((k+1)/8)) milliseconds.
-CREATE TABLE health_latency_bins (
-    app_id INTEGER NOT NULL,
-    res INTEGER NOT NULL,
-    service TEXT NOT NULL,
-    route TEXT NOT NULL,
-    start_s INTEGER NOT NULL,
-    bin INTEGER NOT NULL,
-    requests INTEGER NOT NULL,
-    PRIMARY KEY (app_id, res, service, route, start_s, bin)
 ) WITHOUT ROWID;
 
 CREATE TABLE health_errors (
@@ -68,6 +59,5 @@ CREATE TRIGGER health_app_delete AFTER DELETE ON apps BEGIN
     DELETE FROM health_routes WHERE app_id = old.id;
     DELETE FROM health_counts WHERE app_id = old.id;
     DELETE FROM health_latency WHERE app_id = old.id;
-    DELETE FROM health_latency_bins WHERE app_id = old.id;
     DELETE FROM health_errors WHERE app_id = old.id;
 END;

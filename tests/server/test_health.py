@@ -26,7 +26,7 @@ from server.health_rollup import LEVEL_NUMBERS, fingerprint, request_route
 from server.health_sketch import RELATIVE_ACCURACY
 from tests.conftest import AppFixture, Client
 
-HEALTH_TABLES = "health_services, health_routes, health_counts, health_latency, health_latency_bins, health_errors"
+HEALTH_TABLES = "health_services, health_routes, health_counts, health_latency, health_errors"
 SERVICES = ("api", "worker", "")
 LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR", "CRITICAL", 35, 45)
 ROUTES = (("GET", "/items/{id}", "/items/7"), ("POST", "/orders", "/orders"), ("GET", None, "/users/42/cart"))
@@ -309,7 +309,7 @@ def test_retention_and_app_deletion(client: Client, owned_app: AppFixture) -> No
     settings = client.app_state["settings"]
     later = int(time.time()) + 30 * 86400  # minute rows (7 days) go, hour (90) and day rows stay
     client.call(prune, client.db, settings, later)
-    left = client.call(client.db.fetch_all, "SELECT res, COUNT(*) AS n FROM health_latency_bins GROUP BY res")
+    left = client.call(client.db.fetch_all, "SELECT res, COUNT(*) AS n FROM health_latency GROUP BY res")
     assert {r["res"] for r in left} == {3600, 86400}
     assert client.call(client.db.fetch_val, "SELECT COUNT(*) FROM health_counts WHERE res = 60") == 0
     assert client.delete(f"/api/apps/{owned_app.app_id}").status_code == 204
