@@ -42,6 +42,9 @@ class LogQuery:
     after_id: int | None = None
     cursor: tuple[int, int] | None = None
     limit: int = 100
+    # SQLite only, set by run_log_query: no matching log has a smaller id, so the full-text
+    # look-up may skip the older part of the word's posting list.
+    fts_min_id: int | None = None
 
 
 def format_ts(us: int) -> str:
@@ -171,7 +174,11 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
     if query.words:
         if dialect == "sqlite":
             values["fts"] = " ".join(f'"{w}"' for w in query.words)
-            where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts)")
+            if query.fts_min_id is None:
+                where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts)")
+            else:
+                values["fts_min_id"] = query.fts_min_id
+                where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts AND rowid >= :fts_min_id)")
         else:
             values["words"] = query.words
             where.append("l.words @> CAST(:words AS TEXT[])")
@@ -218,8 +225,39 @@ def row_to_api(row: Mapping[str, Any] | tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+_PROBE_MAX = 20_000
+
+
+async def _sqlite_fts_bound(db: Any, app_id: int, query: LogQuery) -> int | None:
+    """For a keyword query whose other filters leave few candidates (a level in the last hour,
+    say), the smallest candidate id; -1 when there are none; None when there are too many to
+    bother (then the plain full-text look-up is the better plan).
+
+    FTS5 returns a word's whole posting list, and a common word's list spans all stored logs;
+    with a rowid bound it seeks past the old part (figures in docs/benchmarks.md).
+    """
+    narrowed = query.since_us is not None or query.levels or query.min_level is not None or query.after_id is not None
+    if not narrowed:
+        return None
+    probe = LogQuery(**{**query.__dict__, "words": [], "limit": _PROBE_MAX})
+    sql, values = build_sql("sqlite", app_id, probe)
+    inner = sql.replace(_SELECT, "l.id", 1).split(" ORDER BY ")[0] + " LIMIT :limit"
+    sql = f"SELECT MIN(id) AS min_id, COUNT(*) AS n FROM ({inner})"
+    row = await db.fetch_one(sql, values)
+    if row is None or not row["n"]:
+        return -1
+    if row["n"] > _PROBE_MAX:
+        return None
+    return int(row["min_id"])
+
+
 async def run_log_query(db: Any, app_id: int, query: LogQuery) -> dict[str, Any]:
     """One page of logs and the cursor of the next page (None on the last page)."""
+    if db.dialect == "sqlite" and query.words:
+        bound = await _sqlite_fts_bound(db, app_id, query)
+        if bound == -1:
+            return {"logs": [], "next_cursor": None, **({"has_more": False} if query.after_id is not None else {})}
+        query.fts_min_id = bound
     sql, values = build_sql(db.dialect, app_id, query)
     rows = await db.fetch_all(sql, values)
     more = len(rows) > query.limit

@@ -105,3 +105,16 @@ def test_logs_of_other_apps_never_show(client: Client, seeded: AppFixture) -> No
     other = client.post("/api/apps", json={"name": "other"}).json()
     client.post("/ingest", json={"api_key": other["api_key"], "logs": [{"timestamp": NOW, "level": "INFO", "message": "payment elsewhere"}]})
     assert "payment elsewhere" not in messages(client, seeded, q="payment")
+
+
+def test_keyword_results_do_not_depend_on_the_sqlite_plan(client: Client, seeded: AppFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite bounds the full-text look-up when other filters leave few candidates; both plans agree."""
+    from server import logs_query
+
+    cases = [{"q": "payment", "since": "1d"}, {"q": "payment", "min_level": "WARNING"}, {"q": "user", "since": "2h"},
+             {"q": "payment", "since": "1m"}]
+    bounded = [messages(client, seeded, **c) for c in cases]
+    monkeypatch.setattr(logs_query, "_PROBE_MAX", 0)
+    unbounded = [messages(client, seeded, **c) for c in cases]
+    assert bounded == unbounded
+    assert bounded[0] == ["payment retry scheduled", "Payment failed: card declined"] and bounded[3] == []
