@@ -27,9 +27,11 @@ from server import apps
 from server.errors import ApiError
 from server.logs_query import LogQuery, parse_log_query, run_log_query
 
-__all__ = ["BATCH_SECONDS", "MAX_ROWS", "LogsState"]
+__all__ = ["BATCH_SECONDS", "MAX_HISTORY_ROWS", "MAX_ROWS", "LogsState"]
 
 MAX_ROWS = 1000
+# "Load older" may grow the list past MAX_ROWS (live held), up to this.
+MAX_HISTORY_ROWS = 5000
 PAGE_SIZE = 200
 BATCH_SECONDS = 0.25
 SESSION_CHECK_SECONDS = 5.0
@@ -66,6 +68,8 @@ class LogsState(SessionState):
     # (they differ while paused).
     last_id: int = 0
     shown_id: int = 0
+    # The newest rows were dropped to keep the list bounded while reading history.
+    top_trimmed: bool = False
     # The expanded row.
     expanded_id: str = ""
     detail: dict[str, str] = rx.field(default_factory=dict)
@@ -154,6 +158,7 @@ class LogsState(SessionState):
             self.filter_error = readable(exc)
             page = {"logs": [], "next_cursor": None}
         self.rows = [row_of(log) for log in page["logs"]]
+        self.top_trimmed = False
         self.older_cursor = page["next_cursor"] or ""
         newest = await run_log_query(db, int(self.app_id), LogQuery(limit=1))
         self.has_any_logs = bool(newest["logs"])
@@ -195,6 +200,10 @@ class LogsState(SessionState):
         if len(self.rows) > MAX_ROWS and not self.paused:
             # Reading history: hold the live stream so the rows being read stay put.
             self.paused = True
+        if len(self.rows) > MAX_HISTORY_ROWS:
+            # Still bounded: drop the newest rows (Resume reloads the newest page).
+            self.rows = self.rows[-MAX_HISTORY_ROWS:]
+            self.top_trimmed = True
         return None
 
     # ---- filters --------------------------------------------------------------------------
@@ -289,7 +298,7 @@ class LogsState(SessionState):
             return None
         self.paused = False
         self.new_count = 0
-        if page.get("has_more"):
+        if page.get("has_more") or self.top_trimmed:
             await self._load_history()  # more than a screenful: show the newest page
             return None
         fresh = [row_of(log) for log in reversed(page["logs"])]
