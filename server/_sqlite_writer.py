@@ -16,7 +16,7 @@ import orjson
 
 from server.db import SQLITE_PRAGMAS
 from server.health_rollup import rollup
-from server.health_store import write_sqlite
+from server.health_store import LatencyCache, write_sqlite
 from server.ingest_validate import COLUMNS
 
 __all__ = ["SqliteWriterConnection"]
@@ -32,6 +32,7 @@ class SqliteWriterConnection:
         self.path = path
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-log-writer")
         self._conn: sqlite3.Connection | None = None
+        self._latency_cache = LatencyCache()
 
     def open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -87,7 +88,7 @@ class SqliteWriterConnection:
                     (first_id, next_id),
                 )
                 if health:
-                    write_sqlite(conn, rollup(rows))
+                    write_sqlite(conn, rollup(rows), self._latency_cache)
             conn.executemany(
                 "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(now, k) for k in {batches[i][1] for i in fresh}]
             )

@@ -9,6 +9,7 @@ match the stored rows.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class HealthDelta:
         return bool(self.services)
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(message: str) -> str:
     """The message with its variable parts (numbers, hex ids, UUIDs) replaced by #."""
     return _VARIABLE.sub("#", message[: FINGERPRINT_MAX * 2])[:FINGERPRINT_MAX]
@@ -57,11 +59,13 @@ def fingerprint(message: str) -> str:
 
 def request_route(attributes: dict[str, Any]) -> str:
     """`METHOD route`: the framework's route template, else the path with id-like segments as {id}."""
-    route = attributes.get("route")
+    return _route_key(attributes.get("route"), attributes.get("method"), attributes.get("path"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _route_key(route: Any, method: Any, path: Any) -> str:
     if not isinstance(route, str) or not route:
-        path = attributes.get("path")
         route = _PATH_ID.sub("{id}", path) if isinstance(path, str) and path else "?"
-    method = attributes.get("method")
     key = f"{method} {route}" if isinstance(method, str) and method else route
     return key[:ROUTE_MAX] if key != ALL_ROUTES else "(*)"
 
@@ -85,13 +89,14 @@ def rollup(rows: list[tuple[Any, ...]]) -> HealthDelta:
     seen: dict[tuple[int, str], int] = {}
     errors: list[tuple[Any, ...]] = []
     timed: list[tuple[Any, ...]] = []
-    for row in rows:
+    get_minute, get_seen = minutes.get, seen.get
+    for row in rows:  # the hot loop: plain tuple and dict operations only
         app_id, ts, received, service = row[1], row[2], row[3], row[6]
         key = (app_id, ts // _MINUTE_US, service, row[5])
-        minutes[key] = minutes.get(key, 0) + 1
-        at = min(received, ts)
+        minutes[key] = get_minute(key, 0) + 1
+        at = ts if ts < received else received  # noqa: FURB136 - min() costs a call per row
         skey = (app_id, service)
-        if at > seen.get(skey, -1):
+        if at > get_seen(skey, -1):
             seen[skey] = at
         if row[4] >= 40:
             errors.append(row)
@@ -145,15 +150,22 @@ def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
         if at > delta.routes.get(rkey, -1):
             delta.routes[rkey] = at
         index = bin_of(duration)
-        micros = round(duration * 1000)
-        for r in (route, ALL_ROUTES):
-            key = (app_id, row[2] // _MINUTE_US, service, r)
-            found = per_minute.get(key)
-            if found is None:
-                per_minute[key] = found = [0, 0, {}]
-            found[0] += 1
-            found[1] += micros
-            found[2][index] = found[2].get(index, 0) + 1
+        key = (app_id, row[2] // _MINUTE_US, service, route)
+        found = per_minute.get(key)
+        if found is None:
+            per_minute[key] = found = [0, 0, {}]
+        found[0] += 1
+        found[1] += round(duration * 1000)
+        found[2][index] = found[2].get(index, 0) + 1
+    for (app_id, minute, service, _), (n, total, bins) in list(per_minute.items()):
+        key = (app_id, minute, service, ALL_ROUTES)
+        found = per_minute.get(key)
+        if found is None:
+            per_minute[key] = found = [0, 0, {}]
+        found[0] += n
+        found[1] += total
+        for index, count in bins.items():
+            found[2][index] = found[2].get(index, 0) + count
     for (app_id, minute, service, route), (n, total, bins) in per_minute.items():
         for res, start in _spread(minute * 60):
             lkey = (app_id, res, service, route, start)

@@ -11,6 +11,7 @@ Python and written back; that is safe because the writer's transaction is serial
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,9 @@ from typing import Any
 
 from server.db import DB, SQLITE_PRAGMAS
 from server.health_rollup import HealthDelta
-from server.health_sketch import add_encoded, encode
+from server.health_sketch import decode, encode
 
-__all__ = ["HealthReader", "write_postgres", "write_sqlite"]
+__all__ = ["HealthReader", "LatencyCache", "write_postgres", "write_sqlite"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,51 @@ _PG_LATENCY = ("SELECT app_id, res, service, route, start_s, requests, total_us,
                f"AS k({', '.join(_LATENCY_KEY)}) USING ({', '.join(_LATENCY_KEY)})")
 
 
-def _merge(delta: HealthDelta, key: tuple[Any, ...], stored: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    requests, total_us, bins = delta.latency[key]
-    if stored is not None:
-        requests += stored[0]
-        total_us += stored[1]
-        add_encoded(bins, stored[2])
-    return (*key, requests, total_us, encode(bins))
+_TOKEN_GET = "SELECT token FROM health_writer WHERE id = 1"
+_TOKEN_SET = "INSERT INTO health_writer (id, token) VALUES (1, {p}) ON CONFLICT (id) DO UPDATE SET token = excluded.token"
+
+
+class LatencyCache:
+    """One writer's copy of the latency rows it committed, so a commit need not read them back.
+
+    Trusted only when the database's writer token is the one this cache wrote with its last
+    commit: another process writing, or our own commit rolling back, leaves a different token
+    and the cache is dropped (rows are then read from the database). Bound: keys of buckets
+    that ended more than EVICT_AFTER_S before the newest one are dropped past MAX_KEYS.
+    """
+
+    MAX_KEYS = 5000
+    EVICT_AFTER_S = 600
+
+    def __init__(self) -> None:
+        self.token = ""
+        self.rows: dict[tuple[Any, ...], list[Any]] = {}  # key -> [requests, total_us, {bin: requests}]
+
+    def check(self, stored_token: Any) -> str:
+        """Drop the rows unless `stored_token` is ours; returns the token for this commit."""
+        if stored_token is None or stored_token != self.token:
+            self.rows.clear()
+        if len(self.rows) > self.MAX_KEYS:
+            newest = max(key[4] for key in self.rows)
+            self.rows = {k: v for k, v in self.rows.items() if k[4] + k[1] >= newest - self.EVICT_AFTER_S}
+        self.token = secrets.token_hex(8)
+        return self.token
+
+    def merge(self, delta: HealthDelta, stored: dict[tuple[Any, ...], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows to write: the delta added to the cached (or `stored`) rows; the cache takes the sums."""
+        out = []
+        for key, (requests, total_us, bins) in delta.latency.items():
+            row = self.rows.get(key)
+            if row is None:
+                old = stored.get(key)
+                row = self.rows[key] = [old[0], old[1], decode(old[2])] if old else [0, 0, {}]
+            row[0] += requests
+            row[1] += total_us
+            hist = row[2]
+            for index, count in bins.items():
+                hist[index] = hist.get(index, 0) + count
+            out.append((*key, row[0], row[1], encode(hist)))
+        return out
 
 
 def _rows(delta: HealthDelta) -> dict[str, list[tuple[Any, ...]]]:
@@ -93,26 +132,38 @@ def _rows(delta: HealthDelta) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta) -> None:
+def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCache) -> None:
     """Upsert the delta on the writer's connection, inside its open transaction."""
     for name, rows in _rows(delta).items():
         if rows:
             conn.executemany(_SQLITE_SQL[name], rows)
     if delta.latency:
-        merged = [_merge(delta, key, conn.execute(_SQLITE_LATENCY, key).fetchone()) for key in delta.latency]
-        conn.executemany(_SQLITE_SQL["latency"], merged)
+        token = cache.check((conn.execute(_TOKEN_GET).fetchone() or (None,))[0])
+        stored = {}
+        for key in delta.latency:
+            if key not in cache.rows:
+                found = conn.execute(_SQLITE_LATENCY, key).fetchone()
+                if found is not None:
+                    stored[key] = found
+        conn.executemany(_SQLITE_SQL["latency"], cache.merge(delta, stored))
+        conn.execute(_TOKEN_SET.format(p="?"), (token,))
 
 
-async def write_postgres(conn: Any, delta: HealthDelta) -> None:
+async def write_postgres(conn: Any, delta: HealthDelta, cache: LatencyCache) -> None:
     """Upsert the delta on an asyncpg connection, inside its open transaction."""
     for name, rows in _rows(delta).items():
         if rows:
             await conn.execute(_PG_SQL[name], *(list(column) for column in zip(*rows, strict=True)))
     if delta.latency:
-        keys = list(delta.latency)
-        stored = {tuple(r[:5]): tuple(r[5:]) for r in await conn.fetch(_PG_LATENCY, *map(list, zip(*keys, strict=True)))}
-        merged = [_merge(delta, key, stored.get(key)) for key in keys]
+        token = cache.check(await conn.fetchval(_TOKEN_GET))
+        missing = [key for key in delta.latency if key not in cache.rows]
+        stored = {}
+        if missing:
+            found = await conn.fetch(_PG_LATENCY, *map(list, zip(*missing, strict=True)))
+            stored = {tuple(r[:5]): tuple(r[5:]) for r in found}
+        merged = cache.merge(delta, stored)
         await conn.execute(_PG_SQL["latency"], *(list(column) for column in zip(*merged, strict=True)))
+        await conn.execute(_TOKEN_SET.format(p="$1"), token)
 
 
 class HealthReader:

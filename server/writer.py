@@ -28,7 +28,7 @@ from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
 from server.fulltext import words
 from server.health_rollup import rollup
-from server.health_store import write_postgres
+from server.health_store import LatencyCache, write_postgres
 from server.ingest_validate import COLUMNS
 from server.security import now_s
 
@@ -67,6 +67,7 @@ class LogWriter:
         self.db = db
         # Health aggregates (server.health_rollup) are upserted in the same transaction as the rows.
         self.health_aggregation = health_aggregation
+        self._latency_cache = LatencyCache()
         self.max_queue_records = max_queue_records
         self.max_commit_records = max_commit_records
         self.batch_retention_s = batch_retention_hours * 3600
@@ -224,7 +225,7 @@ class LogWriter:
                     "logs", records=[(*row, words(row[8])) for row in rows], columns=(*COLUMNS, "words")
                 )
                 if self.health_aggregation:
-                    await write_postgres(conn, rollup(rows))
+                    await write_postgres(conn, rollup(rows), self._latency_cache)
             await conn.executemany(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
             )

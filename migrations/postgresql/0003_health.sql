@@ -42,6 +42,13 @@ CREATE TABLE health_latency (
     PRIMARY KEY (app_id, res, service, route, start_s)
 );
 
+-- Which writer committed latency rows last (a token that changes every commit): a writer that
+-- finds its own token may trust its in-memory copy of the rows (server/health_store.py).
+CREATE TABLE health_writer (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    token TEXT NOT NULL
+);
+
 CREATE TABLE health_errors (
     app_id BIGINT NOT NULL,
     res INTEGER NOT NULL,

@@ -315,3 +315,25 @@ def test_retention_and_app_deletion(client: Client, owned_app: AppFixture) -> No
     assert client.delete(f"/api/apps/{owned_app.app_id}").status_code == 204
     for table in HEALTH_TABLES.split(", "):
         assert client.call(client.db.fetch_val, f"SELECT COUNT(*) FROM {table}") == 0, table
+
+
+def test_two_writers_on_one_database_keep_latency_exact(make_client: Any) -> None:
+    """Each writer keeps its own copy of the latency rows; the other's commits must invalidate it."""
+    first, second = make_client(), make_client()
+    first.sign_in(first.create_user("w@example.com"))
+    created = first.post("/api/apps", json={"name": "two-writers"}).json()
+    rng = random.Random(11)
+    now = time.time()
+    for i in range(6):
+        logs = [_record(rng, now - rng.uniform(0, 90)) for _ in range(80)]
+        _ingest(first if i % 2 else second, created["api_key"], logs)
+    raw = _raw(first, created["app"]["id"])
+    timed = [r for r in raw if r["attributes"] and "duration_ms" in r["attributes"]]
+    stored = first.call(first.db.fetch_all, "SELECT res, route, SUM(requests) AS n, SUM(total_us) AS t "
+                        "FROM health_latency GROUP BY res, route")
+    for res in (60, 3600, 86400):
+        expected = Counter(request_route(r["attributes"]) for r in timed)
+        expected["*"] = len(timed)
+        assert {r["route"]: r["n"] for r in stored if r["res"] == res} == dict(expected)
+        total = sum(round(r["attributes"]["duration_ms"] * 1000) for r in timed)
+        assert sum(r["t"] for r in stored if r["res"] == res and r["route"] == "*") == total
