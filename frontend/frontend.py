@@ -12,6 +12,7 @@ import reflex as rx
 from frontend import routes, runtime, styles
 from frontend.components.one_time_key import HEAD_SCRIPT
 from frontend.pages.device_link import DeviceLinkState, device_link_page
+from frontend.pages.health import HealthState, health_page
 from frontend.pages.home import HomeState, home_page
 from frontend.pages.keys import KeysState, keys_page
 from frontend.pages.logs import LogsState, logs_page
@@ -33,5 +34,6 @@ app.add_page(signin_page, route=routes.SIGNIN, title="Sign in · sentry-logger",
 app.add_page(home_page, route=routes.HOME, title="sentry-logger", on_load=HomeState.load)
 app.add_page(logs_page, route=routes.APP_LOGS, title="Logs · sentry-logger", on_load=LogsState.load)
 app.add_page(keys_page, route=routes.APP_KEYS, title="Keys · sentry-logger", on_load=KeysState.load)
+app.add_page(health_page, route=routes.APP_HEALTH, title="Health · sentry-logger", on_load=HealthState.load)
 app.add_page(device_link_page, route=routes.DEVICE_LINK, title="Link a terminal · sentry-logger",
              on_load=DeviceLinkState.load)

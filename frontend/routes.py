@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-__all__ = ["APP_KEYS", "APP_LOGS", "DEVICE_LINK", "HOME", "SIGNIN", "app_id_in", "app_keys", "app_logs", "signin"]
+__all__ = [
+    "APP_HEALTH", "APP_KEYS", "APP_LOGS", "DEVICE_LINK", "HOME", "SIGNIN", "app_health", "app_id_in", "app_keys", "app_logs",
+    "signin",
+]
 
 HOME = "/"
 SIGNIN = "/signin"
 APP_LOGS = "/apps/[app_id]/logs"
 APP_KEYS = "/apps/[app_id]/keys"
+APP_HEALTH = "/apps/[app_id]/health"
 # Where `sentry-logger init` sends people (server.device.LINK_PATH, the verification_uri).
 DEVICE_LINK = "/sdk/link"
 
@@ -22,6 +26,11 @@ AUTH_OIDC_LOGIN = "/auth/oidc/login"
 def app_logs(app_id: int | str, params: dict[str, str] | None = None) -> str:
     query = urlencode({k: v for k, v in (params or {}).items() if v})
     return f"/apps/{app_id}/logs" + (f"?{query}" if query else "")
+
+
+def app_health(app_id: int | str, params: dict[str, str] | None = None) -> str:
+    query = urlencode({k: v for k, v in (params or {}).items() if v})
+    return f"/apps/{app_id}/health" + (f"?{query}" if query else "")
 
 
 def app_keys(app_id: int | str) -> str:

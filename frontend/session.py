@@ -7,7 +7,6 @@ render on `rx.State.is_hydrated` and `SessionState.signed_in`, which `on_load` r
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import reflex as rx
@@ -16,11 +15,10 @@ from frontend import routes, runtime
 from server import apps
 from server.accounts import User, delete_session
 from server.errors import ApiError
-from server.logs_query import LogQuery, run_log_query
+from server.health_status import app_status
 
 __all__ = ["SessionState", "SignedOut", "app_health", "readable"]
 
-HEALTH_WINDOW_S = 300
 ERROR_LEVEL = 40
 
 
@@ -36,13 +34,10 @@ def readable(exc: Exception) -> str:
 
 
 async def app_health(db: Any, app_id: int) -> str:
-    """"errors" (errors in the last 5 min), "ok" (logs, no errors) or "silent" (no logs)."""
-    since = time.time_ns() // 1000 - HEALTH_WINDOW_S * 1_000_000
-    errors = await run_log_query(db, app_id, LogQuery(min_level=ERROR_LEVEL, since_us=since, limit=1))
-    if errors["logs"]:
-        return "errors"
-    recent = await run_log_query(db, app_id, LogQuery(since_us=since, limit=1))
-    return "ok" if recent["logs"] else "silent"
+    """The app's status by the health rule (server.health_status, docs/health.md), as the dot's
+    states: "ok" (healthy), "errors" (degraded or failing) or "silent"."""
+    status = await app_status(runtime.resources()["health_reader"], runtime.settings(), app_id)
+    return {"healthy": "ok", "silent": "silent"}.get(status, "errors")
 
 
 class SessionState(rx.State):

@@ -16,6 +16,8 @@ __all__ = [
     "RADIUS",
     "SIDEBAR_WIDTH",
     "SPACE",
+    "STATUS_COLORS",
+    "STATUS_SCHEMES",
     "SURFACE",
     "base_style",
     "card",
@@ -38,6 +40,9 @@ SPACE = {"xs": "4px", "sm": "8px", "md": "12px", "lg": "16px", "xl": "24px", "xx
 # Radix colour names per log level (badges) and per health state (sidebar dots).
 LEVEL_COLORS = {"DEBUG": "gray", "INFO": "blue", "WARNING": "amber", "ERROR": "red", "CRITICAL": "crimson"}
 HEALTH_COLORS = {"ok": "var(--green-9)", "errors": "var(--amber-9)", "silent": "var(--gray-8)"}
+# Health view statuses (server/health_status.py): Radix colour scheme and CSS colour.
+STATUS_SCHEMES = {"healthy": "green", "degraded": "amber", "failing": "red", "silent": "gray"}
+STATUS_COLORS = {"healthy": "var(--green-9)", "degraded": "var(--amber-9)", "failing": "var(--red-9)", "silent": "var(--gray-8)"}
 
 base_style: dict[str, Any] = {
     "font_family": "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif",

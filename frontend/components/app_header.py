@@ -36,6 +36,7 @@ def app_header(app_id: rx.Var, app_name: rx.Var, active: str, *actions: rx.Compo
         ),
         rx.hstack(
             _tab("Logs", "/apps/" + app_id + "/logs", active == "logs"),
+            _tab("Health", "/apps/" + app_id + "/health", active == "health"),
             _tab("Keys", "/apps/" + app_id + "/keys", active == "keys"),
             spacing="5",
             border_bottom=styles.BORDER,

@@ -28,9 +28,9 @@ def health_dot(health: rx.Var) -> rx.Component:
         ),
         title=rx.match(
             health,
-            ("ok", "Logs in the last 5 minutes, no errors"),
-            ("errors", "Errors in the last 5 minutes"),
-            "No logs in the last 5 minutes",
+            ("ok", "Healthy (see the Health view)"),
+            ("errors", "Degraded or failing (see the Health view)"),
+            "Silent: no logs lately",
         ),
         class_name="health-dot",
         data_health=health,
