@@ -34,9 +34,6 @@ from server.settings import Settings, load_settings
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-_PG_TABLES = (
-    "users, sessions, api_tokens, apps, api_keys, logs, ingest_batches, sdk_reports"
-)
 
 
 def _run(coro: Any) -> Any:
@@ -112,9 +109,10 @@ def _reset_pg(url: str) -> None:
     async def reset() -> None:
         conn = await asyncpg.connect(url)
         try:
-            exists = await conn.fetchval("SELECT to_regclass('public.logs') IS NOT NULL")
-            if exists:
-                await conn.execute(f"TRUNCATE {_PG_TABLES} RESTART IDENTITY CASCADE")
+            tables = [r["tablename"] for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")]
+            if tables:
+                await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
                 await conn.execute("ALTER SEQUENCE logs_id_seq RESTART WITH 1")
         finally:
             await conn.close()
