@@ -36,6 +36,8 @@ PAGE_SIZE = 200
 BATCH_SECONDS = 0.25
 SESSION_CHECK_SECONDS = 5.0
 HEALTH_REFRESH_SECONDS = 10.0
+# Errors or a first line after silence bring the next refresh forward, at most this often.
+HEALTH_RECHECK_SECONDS = 2.0
 DISCONNECTED_GRACE_SECONDS = 60.0
 _FILTER_KEYS = ("level", "q", "range", "since", "until", "service", "environment")
 
@@ -309,13 +311,13 @@ class LogsState(SessionState):
         self.shown_id = self.last_id
         return None
 
-    def _mark_health(self, lines: list[dict[str, Any]]) -> None:
-        """The sidebar dot of this app, from the lines just received (a full refresh follows)."""
-        errors = any(int(line["level_number"]) >= ERROR_LEVEL for line in lines)
-        for entry in self.apps:
-            if entry["id"] == self.app_id and entry["health"] != "errors":
-                entry["health"] = "errors" if errors else "ok"
-                self.apps = list(self.apps)
+    def _health_may_change(self, lines: list[dict[str, Any]]) -> bool:
+        """Whether these live lines can change this app's dot (an error, or a first line after
+        silence): then the dot is recomputed by the health rule right away, not guessed here,
+        so it never shows a state the rule would take back at the next refresh."""
+        if any(int(line["level_number"]) >= ERROR_LEVEL for line in lines):
+            return True
+        return any(entry["id"] == self.app_id and entry["health"] == "silent" for entry in self.apps)
 
     def _since_us(self) -> int | None:
         """The time range's start, for live lines (their timestamps come from the client)."""
@@ -328,7 +330,6 @@ class LogsState(SessionState):
             return
         self.last_id = int(fresh[-1]["id"])
         self.has_any_logs = True
-        self._mark_health(fresh)
         since = self._since_us()
         if since is not None:
             fresh = [line for line in fresh if int(line["ts_us"]) >= since]
@@ -367,6 +368,7 @@ class LogsState(SessionState):
                 return
         next_check = time.monotonic() + SESSION_CHECK_SECONDS
         next_health = time.monotonic() + HEALTH_REFRESH_SECONDS
+        last_health = 0.0
         gone_since: float | None = None
         try:
             async with follow_logs(db, hub, int(app_id), log_filter, after_id=after) as follower:
@@ -400,7 +402,10 @@ class LogsState(SessionState):
                             except SignedOut:
                                 self.stream_gen += 1
                                 return
+                        if lines and now - last_health >= HEALTH_RECHECK_SECONDS and self._health_may_change(lines):
+                            next_health = now
                         if now >= next_health:
+                            last_health = now
                             next_health = now + HEALTH_REFRESH_SECONDS
                             user = await self._require_user()
                             await self._refresh_apps(user)
