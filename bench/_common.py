@@ -153,6 +153,22 @@ async def http_post_loop(port: int, bodies: list[bytes], headers: dict[str, str]
         writer.close()
 
 
+def post_load(port: int, api_key: str, bodies: list[bytes], seconds: float, connections: int) -> tuple[int, int, float]:
+    """`connections` keep-alive clients posting `bodies` to /ingest for `seconds`:
+    (2xx answers, other answers, elapsed seconds)."""
+    counts = [0, 0]
+
+    async def load() -> float:
+        stop_at = time.monotonic() + seconds
+        start = time.perf_counter()
+        await asyncio.gather(*(http_post_loop(port, bodies, {"Authorization": f"Bearer {api_key}"}, stop_at, counts)
+                               for _ in range(connections)))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(load())
+    return counts[0], counts[1], elapsed
+
+
 def make_logs(messages: list[tuple[str, str, str]], n: int, start: float, span_s: float, rng: random.Random) -> list[dict[str, Any]]:
     logs = []
     for i in range(n):

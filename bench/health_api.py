@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     database,
     free_port,
-    http_post_loop,
     make_logs,
+    post_load,
     provision,
     sample_messages,
     server,
@@ -66,19 +66,10 @@ def ingest_once(kind: str, seconds: float, bodies: list[bytes], aggregation: boo
         env = server_env(url, data_dir, free_port(), HEALTH_AGGREGATION=str(aggregation).lower())
         key, _ = provision(env)
         with server(env):
-            counts = [0, 0]
-
-            async def load() -> float:
-                stop_at = time.monotonic() + seconds
-                start = time.perf_counter()
-                await asyncio.gather(*(http_post_loop(int(env["PORT"]), bodies, {"Authorization": f"Bearer {key}"},
-                                                      stop_at, counts) for _ in range(connections)))
-                return time.perf_counter() - start
-
-            elapsed = asyncio.run(load())
-    if counts[1]:
-        print(f"  ({counts[1]} non-2xx answers)", flush=True)
-    return counts[0] * 100 / elapsed
+            ok, failed, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
+    if failed:
+        print(f"  ({failed} non-2xx answers)", flush=True)
+    return ok * 100 / elapsed
 
 
 def _services() -> list[tuple[str, float, float]]:

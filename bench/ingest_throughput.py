@@ -27,13 +27,21 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (  # noqa: E402
-    database, free_port, http_post_loop, make_logs, peak_rss_mb, provision, sample_messages, server, server_env,
+from bench._common import (
+    database,
+    free_port,
+    make_logs,
+    peak_rss_mb,
+    post_load,
+    provision,
+    sample_messages,
+    server,
+    server_env,
 )
-from server.db import DB  # noqa: E402
-from server.fulltext import words  # noqa: E402
-from server.ingest_validate import COLUMNS, Limits, validate_record  # noqa: E402
-from server.migrate import apply_migrations  # noqa: E402
+from server.db import DB
+from server.fulltext import words
+from server.ingest_validate import COLUMNS, Limits, validate_record
+from server.migrate import apply_migrations
 
 LIMITS = Limits(32768, 16384, 5, 65536)
 
@@ -89,18 +97,9 @@ def ingest_run(kind: str, seconds: float, messages: list, connections: int) -> d
         key, _ = provision(env)
         bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
         with server(env) as proc:
-            counts = [0, 0]
-
-            async def load() -> float:
-                stop_at = time.monotonic() + seconds
-                start = time.perf_counter()
-                await asyncio.gather(*(http_post_loop(int(env["PORT"]), bodies, {"Authorization": f"Bearer {key}"},
-                                                      stop_at, counts) for _ in range(connections)))
-                return time.perf_counter() - start
-
-            elapsed = asyncio.run(load())
+            ok, failed, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
             rss = peak_rss_mb(proc.pid)
-    return {"baseline_rows_s": baseline, "ingest_logs_s": counts[0] * 100 / elapsed, "failed_requests": counts[1],
+    return {"baseline_rows_s": baseline, "ingest_logs_s": ok * 100 / elapsed, "failed_requests": failed,
             "peak_rss_mb": rss}
 
 
