@@ -247,34 +247,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LiveServer:
-    """The real app under uvicorn on a free port, in a thread; stop() and start() again at will."""
+class ThreadedServer:
+    """An ASGI app under uvicorn in a daemon thread; stop() and start() again on the same port.
+    `config` goes to uvicorn.Config (e.g. lifespan="off")."""
 
-    def __init__(self, settings: Settings, app: Any = None) -> None:
-        self.port = settings.port
-        self.settings = settings
+    def __init__(self, app: Any, port: int | None = None, **config: Any) -> None:
+        self.app = app
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._app = app
+        self.config = {"log_level": "warning", **config}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
+    def make_app(self) -> Any:
+        return self.app
+
     def start(self) -> None:
-        app = self._app if self._app is not None else create_app(self.settings)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(self.make_app(), host="127.0.0.1", port=self.port, **self.config)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=20)
             self._server = self._thread = None
+
+
+class LiveServer(ThreadedServer):
+    """The real app (a new one at every start) on `settings.port`."""
+
+    def __init__(self, settings: Settings, app: Any = None) -> None:
+        super().__init__(app, settings.port, lifespan="on")
+        self.settings = settings
+
+    def make_app(self) -> Any:
+        return self.app if self.app is not None else create_app(self.settings)
 
     def http(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)

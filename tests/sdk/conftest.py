@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import socket
 import sys
 import threading
 import time
@@ -25,7 +24,8 @@ from typing import Any
 
 import pytest
 import sentry_logger
-import uvicorn
+
+from tests.conftest import ThreadedServer, free_port  # noqa: F401 - free_port is re-exported for the SDK tests
 
 API_KEY = "sk_test_" + "ab" * 20
 SDK_ENV_VARS = (
@@ -57,41 +57,6 @@ def sdk_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root.setLevel(level)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ThreadedServer:
-    """An ASGI app under uvicorn in a daemon thread; stop() and start() again on the same port."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.app = app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off", log_config=None, ws="none")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("sink server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=20)
-            self._server = self._thread = None
-
-
 @dataclass
 class Received:
     """One request as the sink saw it."""
@@ -111,7 +76,7 @@ class Sink:
         self.committed: dict[str, list[dict[str, Any]]] = {}
         self.reject_indexes: set[int] = set()
         self._lock = threading.Lock()
-        self.server = ThreadedServer(self)
+        self.server = ThreadedServer(self, lifespan="off", log_config=None, ws="none")
 
     @property
     def url(self) -> str:
