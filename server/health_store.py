@@ -1,7 +1,7 @@
 """Writing health aggregates inside the log writer's transaction, and reading them back.
 
-One upsert statement per table and commit: SQLite `executemany` on the writer's own
-connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
+One upsert statement per table and commit: SQLite multi-row `INSERT ... VALUES` on the
+writer's own connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
 per table, so a commit costs the same few round trips however many keys it touches.
 Counters add up in SQL. Latency histograms are JSON, so their rows are read, merged in
 Python and written back; that is safe because the writer's transaction is serialised
@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from server._sqlite_bulk import execute_rows
 from server.db import DB, SQLITE_PRAGMAS
 from server.health_rollup import HealthDelta
 from server.health_sketch import decode, encode
@@ -40,8 +41,8 @@ class _Table:
             f"{c} = " + self.merge[c].format(old=f"{self.name}.{c}", new=f"excluded.{c}", greatest=greatest)
             for c in self.merge
         )
-        if dialect == "sqlite":
-            source = f"VALUES ({', '.join('?' * len(cols))})"
+        if dialect == "sqlite":  # the rows' VALUES go between the two halves (see sqlite_parts)
+            source = "\0"
         else:
             source = "SELECT * FROM unnest(" + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self.pg_types)) + ")"
         return (f"INSERT INTO {self.name} ({', '.join(cols)}) {source} "
@@ -67,7 +68,8 @@ _TABLES = {
                      ("bigint", "int", "text", "bigint", "text", "bigint", "bigint", "text"),
                      {"records": _ADD, "last_ts": _MAX}),
 }
-_SQLITE_SQL = {name: table._sql("sqlite") for name, table in _TABLES.items()}
+# (head, tail) around the multi-row VALUES of server._sqlite_bulk.execute_rows
+_SQLITE_SQL = {name: tuple(table._sql("sqlite").split(" \0 ")) for name, table in _TABLES.items()}
 _PG_SQL = {name: table._sql("postgresql") for name, table in _TABLES.items()}
 _SQLITE_LATENCY = ("SELECT requests, total_us, bins FROM health_latency WHERE "
                    + " AND ".join(f"{c} = ?" for c in _LATENCY_KEY))
@@ -136,7 +138,8 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCac
     """Upsert the delta on the writer's connection, inside its open transaction."""
     for name, rows in _rows(delta).items():
         if rows:
-            conn.executemany(_SQLITE_SQL[name], rows)
+            head, tail = _SQLITE_SQL[name]
+            execute_rows(conn, head, rows, " " + tail)
     if delta.latency:
         token = cache.check((conn.execute(_TOKEN_GET).fetchone() or (None,))[0])
         stored = {}
@@ -145,7 +148,8 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCac
                 found = conn.execute(_SQLITE_LATENCY, key).fetchone()
                 if found is not None:
                     stored[key] = found
-        conn.executemany(_SQLITE_SQL["latency"], cache.merge(delta, stored))
+        head, tail = _SQLITE_SQL["latency"]
+        execute_rows(conn, head, cache.merge(delta, stored), " " + tail)
         conn.execute(_TOKEN_SET.format(p="?"), (token,))
 
 
