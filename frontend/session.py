@@ -61,6 +61,19 @@ class SessionState(rx.State):
         self.user_email, self.user_name = user.email, user.name or user.email
         return user
 
+    async def _open_app_of_url(self, user: User) -> bool:
+        """For app pages (their state declares app_id, app_name and loaded): the app in the URL if
+        `user` owns it, else the page says it does not exist. False when there is nothing to show."""
+        try:
+            app = await apps.get_app(runtime.resources()["db"], user, routes.app_id_in(self.router.url.path))
+        except ApiError:
+            self.app_id = self.app_name = ""
+            self.page_error = "This app does not exist, or it is not yours."
+            self.loaded = True
+            return False
+        self.app_id, self.app_name = str(app["id"]), app["name"]
+        return True
+
     def _to_signin(self) -> rx.event.EventSpec:
         url = self.router.url
         next_path = url.path + (f"?{url.query}" if url.query else "")

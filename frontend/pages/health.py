@@ -58,14 +58,8 @@ class HealthState(SessionState):
             return self._to_signin()
         wanted = self.router.url.query_parameters.get("range", "24h")
         self.time_range = wanted if wanted in RANGES else "24h"
-        try:
-            app = await apps.get_app(runtime.resources()["db"], user, routes.app_id_in(self.router.url.path))
-        except ApiError:
-            self.app_id = self.app_name = ""
-            self.page_error = "This app does not exist, or it is not yours."
-            self.loaded = True
+        if not await self._open_app_of_url(user):
             return None
-        self.app_id, self.app_name = str(app["id"]), app["name"]
         await self._load_figures()
         self.loaded = True
         return HealthState.refresh

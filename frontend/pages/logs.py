@@ -138,14 +138,8 @@ class LogsState(SessionState):
         self.environment = self.environment_input = params.get("environment", "")
         self.paused = False
         self.new_count = 0
-        try:
-            app = await apps.get_app(runtime.resources()["db"], user, routes.app_id_in(self.router.url.path))
-        except ApiError:
-            self.app_id, self.app_name = "", ""
-            self.page_error = "This app does not exist, or it is not yours."
-            self.loaded = True
+        if not await self._open_app_of_url(user):
             return None
-        self.app_id, self.app_name = str(app["id"]), app["name"]
         await self._load_history()
         return LogsState.stream
 
