@@ -1,8 +1,9 @@
 """The one log writer: group commit of many ingest requests' batches in one transaction.
 
 Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
-writer drains everything queued, writes it with the driver's bulk path (SQLite
-`executemany`, asyncpg `copy_records_to_table`) and answers all of them at once. Log ids
+writer drains everything queued, writes it with the driver's bulk path (SQLite multi-row
+INSERTs on its own thread, see `server._sqlite_writer`; asyncpg `copy_records_to_table`) and
+answers all of them at once. Log ids
 are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
 the live tail's resume depends on that.
