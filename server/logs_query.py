@@ -11,14 +11,14 @@ import base64
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from server.errors import ApiError
-from server.fulltext import words
+from server.fulltext import BLOCK_WORD_MAX, like_pattern, words
 from server.ingest_validate import COLUMNS, LEVELS
 
 __all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
@@ -45,6 +45,9 @@ class LogQuery:
     # SQLite only, set by run_log_query: no matching log has a smaller id, so the full-text
     # look-up may skip the older part of the word's posting list.
     fts_min_id: int | None = None
+    # PostgreSQL only, set by run_log_query: read only these (first id, last id) ranges, which
+    # hold every matching log the query can still return (from word blocks).
+    id_ranges: list[tuple[int, int]] | None = None
 
 
 def format_ts(us: int) -> str:
@@ -180,8 +183,9 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
                 values["fts_min_id"] = query.fts_min_id
                 where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts AND rowid >= :fts_min_id)")
         else:
-            values["words"] = query.words
-            where.append("l.words @> CAST(:words AS TEXT[])")
+            for i, word in enumerate(query.words):
+                values[f"wl{i}"] = like_pattern(word)
+                where.append(f"l.words LIKE :wl{i}")
     if query.after_id is not None:
         where.append("l.id > :after_id")
         values["after_id"] = query.after_id
@@ -190,6 +194,15 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
         values["cts"], values["cid"] = query.cursor
     values["limit"] = query.limit + 1
     order = "l.id ASC" if query.after_id is not None else "l.ts DESC, l.id DESC"
+    if query.id_ranges:
+        # One primary-key range scan per range. UNION ALL rather than a join with unnest(...):
+        # the planner sees each range's bounds, so its estimate is the rows in the ranges, not
+        # 0.5% of the table per range (which grows with the table and turns JIT on).
+        arms = []
+        for i, (first, last) in enumerate(query.id_ranges):
+            values[f"rf{i}"], values[f"rl{i}"] = first, last
+            arms.append(f"(SELECT {_SELECT} FROM logs l WHERE l.id BETWEEN :rf{i} AND :rl{i} AND {' AND '.join(where)})")
+        return f"SELECT * FROM ({' UNION ALL '.join(arms)}) l ORDER BY {order} LIMIT :limit", values
     sql = f"SELECT {_SELECT} FROM logs l WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
     return sql, values
 
@@ -251,15 +264,122 @@ async def _sqlite_fts_bound(db: Any, app_id: int, query: LogQuery) -> int | None
     return int(row["min_id"])
 
 
+# PostgreSQL word blocks (server/_pg_writer.py). More matching blocks than this: the words are
+# common, and the plain query finds a page of them soon enough scanning newest first.
+_BLOCKS_MAX = 2_000
+# With other filters too, logs passing those are counted up to this many (or the blocks' span,
+# if smaller): when fewer, reading them beats reading the blocks.
+_PG_PROBE_MAX = 100_000
+# Blocks are read a chunk at a time until no unread block can change the page: a chunk spans
+# at most this many ids (the first one less, each next one twice the last) and this many ranges.
+_CHUNK_IDS_FIRST = 4_096
+_CHUNK_IDS_MAX = 131_072
+_CHUNK_RANGES_MAX = 64
+# Ranges this close are read as one: a few rows of other commits cost less than a range scan.
+_RANGE_GAP_MAX = 64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+async def _pg_blocks(db: Any, app_id: int, query: LogQuery) -> list[dict[str, Any]] | None:
+    """The word blocks of the app that may hold a log the query returns, or None when they are
+    too many (or a word is too long to be in blocks)."""
+    block_words = [w for w in query.words if len(w) <= BLOCK_WORD_MAX]
+    if len(block_words) < len(query.words):
+        return None
+    ts_to = _INT64_MAX if query.until_us is None else query.until_us
+    if query.cursor is not None:
+        ts_to = min(ts_to, query.cursor[0])
+    blocks = await db.fetch_all(
+        "SELECT first_id, last_id, min_ts, max_ts FROM log_word_blocks_holding("
+        ":app_id, CAST(:words AS TEXT[]), :ts_from, :ts_to, :after_id, :max_blocks)",
+        {"app_id": app_id, "words": block_words, "ts_from": _INT64_MIN if query.since_us is None else query.since_us,
+         "ts_to": ts_to, "after_id": _INT64_MIN if query.after_id is None else query.after_id,
+         "max_blocks": _BLOCKS_MAX + 1},
+    )
+    return None if len(blocks) > _BLOCKS_MAX else blocks
+
+
+def _ranges(blocks: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for block in sorted(blocks, key=lambda b: int(b["first_id"])):
+        first, last = int(block["first_id"]), int(block["last_id"])
+        if ranges and first <= ranges[-1][1] + 1 + _RANGE_GAP_MAX:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+        else:
+            ranges.append((first, last))
+    return ranges
+
+
+async def _pg_keyword_rows(db: Any, app_id: int, query: LogQuery) -> list[dict[str, Any]] | None:
+    """The page's rows (up to limit + 1, in the query's order) of a keyword query, found
+    through the word blocks; None when the plain query is the better plan.
+
+    Every log lies in the id range of a block of its app whose words include the log's words,
+    so a log can match only inside the range of a block holding every query word. Blocks are
+    read in the page's order (newest max_ts first, or lowest first id for `after_id`), a chunk
+    at a time, and reading stops once the page is full and its last row comes before anything
+    the next block could hold.
+    """
+    blocks = await _pg_blocks(db, app_id, query)
+    if not blocks:
+        return blocks
+    narrowed = query.since_us is not None or query.levels or query.min_level is not None or query.after_id is not None
+    if narrowed:
+        # Fewer logs pass the other filters than the blocks span: reading those is cheaper.
+        cap = min(sum(int(b["last_id"]) - int(b["first_id"]) + 1 for b in blocks), _PG_PROBE_MAX)
+        probe = LogQuery(**{**query.__dict__, "words": [], "limit": cap})
+        sql, values = build_sql("postgresql", app_id, probe)
+        # `1`, not the id: the count then comes from the index alone where it covers the filters.
+        inner = sql.replace(_SELECT, "1", 1).split(" ORDER BY ")[0] + " LIMIT :limit"
+        if await db.fetch_val(f"SELECT COUNT(*) FROM ({inner}) AS candidates", values) <= cap:
+            return None
+    by_id = query.after_id is not None
+    if by_id:
+        blocks.sort(key=lambda b: int(b["first_id"]))
+    else:
+        blocks.sort(key=lambda b: int(b["max_ts"]), reverse=True)
+    need = query.limit + 1
+    page: list[dict[str, Any]] = []
+    budget, i = _CHUNK_IDS_FIRST, 0
+    while i < len(blocks):
+        if len(page) >= need:
+            edge, upcoming = page[need - 1], blocks[i]
+            if (edge["id"] < upcoming["first_id"]) if by_id else (edge["ts"] > upcoming["max_ts"]):
+                break
+        chunk: list[dict[str, Any]] = []
+        ids = 0
+        while i < len(blocks) and len(chunk) < _CHUNK_RANGES_MAX:
+            size = int(blocks[i]["last_id"]) - int(blocks[i]["first_id"]) + 1
+            if chunk and ids + size > budget:
+                break
+            chunk.append(blocks[i])
+            ids += size
+            i += 1
+        budget = min(budget * 2, _CHUNK_IDS_MAX)
+        sql, values = build_sql("postgresql", app_id, replace(query, id_ranges=_ranges(chunk)))
+        found = {int(r["id"]): r for r in page}  # a row is read twice only where ranges overlap
+        for row in await db.fetch_all(sql, values):
+            found.setdefault(int(row["id"]), row)
+        if by_id:
+            page = sorted(found.values(), key=lambda r: int(r["id"]))[:need]
+        else:
+            page = sorted(found.values(), key=lambda r: (-int(r["ts"]), -int(r["id"])))[:need]
+    return page
+
+
 async def run_log_query(db: Any, app_id: int, query: LogQuery) -> dict[str, Any]:
     """One page of logs and the cursor of the next page (None on the last page)."""
+    rows: list[dict[str, Any]] | None = None
     if db.dialect == "sqlite" and query.words:
         bound = await _sqlite_fts_bound(db, app_id, query)
         if bound == -1:
             return {"logs": [], "next_cursor": None, **({"has_more": False} if query.after_id is not None else {})}
         query.fts_min_id = bound
-    sql, values = build_sql(db.dialect, app_id, query)
-    rows = await db.fetch_all(sql, values)
+    elif query.words:
+        rows = await _pg_keyword_rows(db, app_id, query)
+    if rows is None:
+        sql, values = build_sql(db.dialect, app_id, query)
+        rows = await db.fetch_all(sql, values)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None

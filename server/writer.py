@@ -23,14 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from server._pg_writer import commit_postgres
 from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
-from server.fulltext import words
-from server.health_rollup import rollup
-from server.health_store import LatencyCache, write_postgres
-from server.ingest_validate import COLUMNS
+from server.health_store import LatencyCache
 from server.security import now_s
 
 __all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterStopped"]
@@ -198,44 +194,12 @@ class LogWriter:
         return rows
 
     async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
-        now = now_s()
-        async with self.db.raw() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_KEY)
-            fresh: list[Batch] = []
-            for batch in batches:
-                if batch.batch_id is not None:
-                    inserted = await conn.fetchval(
-                        "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-                        batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected,
-                    )
-                    if inserted is None:
-                        stored = await conn.fetchrow(
-                            "SELECT accepted, rejected FROM ingest_batches WHERE app_id = $1 AND batch_id = $2",
-                            batch.app_id, batch.batch_id,
-                        )
-                        self._mark_duplicate(batch, tuple(stored) if stored else None)
-                        continue
-                fresh.append(batch)
-            n = sum(len(b.rows) for b in fresh)
-            rows: list[tuple[Any, ...]] = []
-            if n:
-                last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
-                rows = self._assign_ids(fresh, last_id - n + 1)
-                await conn.copy_records_to_table(
-                    "logs", records=[(*row, words(row[8])) for row in rows], columns=(*COLUMNS, "words")
-                )
-                if self.health_aggregation:
-                    await write_postgres(conn, rollup(rows), self._latency_cache)
-            await conn.executemany(
-                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
+        async with self.db.raw() as conn:
+            rows = await commit_postgres(
+                conn, batches, now_s(), lock_key=_ADVISORY_KEY, assign_ids=self._assign_ids,
+                mark_duplicate=self._mark_duplicate,
+                latency_cache=self._latency_cache if self.health_aggregation else None,
             )
-            reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
-            if reports:
-                await conn.executemany(
-                    "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES ($1, $2, $3, $4)",
-                    reports,
-                )
         self.stats["commits"] += 1
         self.stats["records"] += len(rows)
         return rows

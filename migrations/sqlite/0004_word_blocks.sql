@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: keyword search there is the FTS5 table (0001_initial.sql). This file
+-- exists because both dialects keep the same migration versions (tests/server/test_migrate.py).
