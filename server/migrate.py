@@ -31,9 +31,9 @@ class Migration:
         return self.path.read_text()
 
 
-def available_migrations(dialect: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def available_migrations(dialect: str, directory: Path = MIGRATIONS_DIR, up_to: str | None = None) -> list[Migration]:
     files = sorted((directory / dialect).glob("*.sql"))
-    return [Migration(p.stem, p) for p in files]
+    return [Migration(p.stem, p) for p in files if up_to is None or p.stem <= up_to]
 
 
 async def _applied(conn: object, dialect: str) -> set[str]:
@@ -55,8 +55,9 @@ async def _ensure_table(conn: object, dialect: str) -> None:
     await conn.execute(sql)  # type: ignore[attr-defined]
 
 
-async def apply_migrations(db: DB) -> list[str]:
-    """Apply every pending migration; returns the versions applied (empty when up to date)."""
+async def apply_migrations(db: DB, up_to: str | None = None) -> list[str]:
+    """Apply every pending migration (or those up to version `up_to`, e.g. "0003_health");
+    returns the versions applied (empty when up to date)."""
     applied: list[str] = []
     async with db.raw() as conn:
         if db.dialect == "postgresql":
@@ -64,7 +65,7 @@ async def apply_migrations(db: DB) -> list[str]:
             await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_KEY)
             try:
                 await _ensure_table(conn, db.dialect)
-                for migration in available_migrations("postgresql"):
+                for migration in available_migrations("postgresql", up_to=up_to):
                     if migration.version in await _applied(conn, "postgresql"):
                         continue
                     async with conn.transaction():
@@ -81,7 +82,7 @@ async def apply_migrations(db: DB) -> list[str]:
             await conn.execute("PRAGMA busy_timeout=10000")
             await conn.execute("PRAGMA journal_mode=WAL")
             await _ensure_table(conn, db.dialect)
-            for migration in available_migrations("sqlite"):
+            for migration in available_migrations("sqlite", up_to=up_to):
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
                     if migration.version in await _applied(conn, "sqlite"):
