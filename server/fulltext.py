@@ -8,11 +8,12 @@ PostgreSQL has no index per row. The writer (`server._pg_writer`) stores each me
 distinct words as text in `logs.words` (' w1 w2 w3 ', a row has word w when
 `words LIKE '% w %'`) and adds one `log_word_blocks` row per app per commit: the id and ts
 range of the app's rows in that commit and the union of their words, GIN-indexed. Queries
-(`server.logs_query`) find the blocks holding every word and then check rows, only inside
-those blocks' id ranges when they are few. Why: the per-row `text[]` GIN index it replaces
-was more than a third of a row's insert cost (COPY of 1,600-row commits, backend CPU per row:
-15.4 us with it, 6.0 us with the text column alone, 9.7 us with text and blocks). A word
-keeps SQLite's meaning on PostgreSQL (no `to_tsvector` parser with its own idea of words).
+(`server.logs_query`) find the blocks holding every word and check rows only inside those
+blocks' id ranges (or, for common words or otherwise narrow queries, scan rows as usual). Why:
+the per-row `text[]` column and GIN index this replaced were more than half of the insert cost
+(COPY of 1,600-row commits, backend CPU per row: 15.4 us with them, 6.0 us with the text
+column alone, 9.7 us with text and blocks). A word keeps SQLite's meaning on PostgreSQL (no
+`to_tsvector` parser with its own idea of words).
 """
 
 from __future__ import annotations

@@ -1,8 +1,17 @@
 """The log query: filters, full-text keyword search and cursor pagination, one interface for
-SQLite (FTS5) and PostgreSQL (tsvector + GIN), newest first.
+SQLite and PostgreSQL, newest first.
 
 Keyword semantics (both databases): the keyword is split into words (runs of letters and
 digits, case-insensitive); a log matches when its message contains every word.
+
+SQLite asks its FTS5 table. PostgreSQL has no per-row word index (with its text[] column it
+was more than half of the insert cost: docs/storage.md): each log's words are text checked
+with `LIKE '% w %'`, and word blocks (one per app per commit: an id range and the union of its
+logs' words, GIN-indexed) say where matches can be. A keyword query finds the blocks holding
+every word, answers an empty page if there are none, and reads only their id ranges, newest
+blocks first, until the page is full (`_pg_keyword_rows`); when the blocks are many (a common
+word) or the other filters leave few logs, the plain query with the `LIKE` filters is cheaper
+and runs instead.
 """
 
 from __future__ import annotations

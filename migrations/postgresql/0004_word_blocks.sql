@@ -1,9 +1,9 @@
--- Keyword search by word blocks (docs/storage.md): the per-row GIN index on logs.words cost
--- more than half of a row's insert time. Now logs.words is plain text, the message's distinct
--- lower-cased words as ' w1 w2 w3 ' (a row matches word w when words LIKE '% w %'), and the
--- writer adds one log_word_blocks row per app per commit: the id and ts range of that app's
--- rows in the commit and the union of their words, GIN-indexed. A keyword query looks up the
--- blocks holding every word first and reads only those id ranges when they are few.
+-- Keyword search by word blocks (docs/storage.md): the per-row text[] words and their GIN
+-- index cost more than half of a row's insert time. Now logs.words is plain text, the
+-- message's distinct lower-cased words as ' w1 w2 w3 ' (a row matches word w when words
+-- LIKE '% w %'), and the writer adds one log_word_blocks row per app per commit: the id and ts
+-- range of that app's rows in the commit and the union of their words, GIN-indexed. A keyword
+-- query looks up the blocks holding every word first and reads only their id ranges.
 --
 -- Invariant: every log row lies in an id range of a block of its app whose words include all
 -- of the row's words of at most 256 characters (longer ones are left out of blocks: a GIN key
