@@ -4,7 +4,8 @@
 
 For each database (SQLite file, PostgreSQL at TEST_POSTGRES_URL):
 1. baseline: the driver's own bulk insert (SQLite executemany / asyncpg COPY) into the same
-   logs table (FTS trigger / GIN index included), 20,000 rows per transaction;
+   logs table (SQLite's FTS table, PostgreSQL's word text and word blocks included), 20,000 rows
+   per transaction;
 2. ingest: uvicorn (uvloop, httptools, one worker) with POST /ingest, batches of 100 logs
    (plain JSON, loghub messages), 32 keep-alive connections (--connections); logs/s and the server's peak RSS;
 3. query: 1M logs over 24 h stored straight through the driver, then
@@ -38,8 +39,8 @@ from bench._common import (
     server,
     server_env,
 )
+from server._pg_writer import copy_logs
 from server.db import DB
-from server.fulltext import words
 from server.ingest_validate import COLUMNS, Limits, validate_record
 from server.migrate import apply_migrations
 
@@ -74,8 +75,7 @@ async def bulk_insert(url: str, rows: list[tuple], chunk: int = 20_000) -> float
                     await conn.execute("COMMIT")
                 else:
                     async with conn.transaction():
-                        await conn.copy_records_to_table("logs", records=[(*r, words(r[8])) for r in part],
-                                                         columns=(*COLUMNS, "words"))
+                        await copy_logs(conn, part)
             elapsed = time.perf_counter() - start
             if db.dialect == "postgresql":
                 await conn.execute("SELECT setval('logs_id_seq', (SELECT MAX(id) FROM logs))")
