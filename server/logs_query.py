@@ -32,6 +32,10 @@ from server.ingest_validate import COLUMNS, LEVELS
 
 __all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
 
+# Levels from here up are indexed by level (a partial index: they are the few worth finding
+# fast over long ranges; INFO and DEBUG are found by the time index, being most of the rows).
+PROBLEM_LEVEL = 30
+
 _ATTR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -159,6 +163,10 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
     if query.min_level is not None:
         where.append("l.level >= :min_level")
         values["min_level"] = query.min_level
+    if min(query.levels or [0]) >= PROBLEM_LEVEL or (query.min_level or 0) >= PROBLEM_LEVEL:
+        # Spelled out as a constant so both planners can use the partial index `logs_app_problems`
+        # (only WARNING and above are indexed by level: see migrations/*/0005_level_index.sql).
+        where.append(f"l.level >= {PROBLEM_LEVEL}")
     if query.since_us is not None:
         where.append("l.ts >= :since")
         values["since"] = query.since_us
