@@ -16,7 +16,7 @@ import orjson
 
 from server._sqlite_bulk import execute_rows
 from server.db import SQLITE_PRAGMAS
-from server.health_rollup import rollup
+from server.health_rollup import HealthDelta, MinuteDelta, merge_minutes, rollup_minutes, spread
 from server.health_store import LatencyCache, write_sqlite
 from server.ingest_validate import COLUMNS
 
@@ -24,8 +24,18 @@ __all__ = ["SqliteWriterConnection"]
 
 
 _INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
-# (app_id, key_id, batch_id, accepted, rejected, rows, report)
-BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None"]
+# (app_id, key_id, batch_id, accepted, rejected, rows, report, health aggregates of the rows or None)
+BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "MinuteDelta | None"]
+
+
+def _health_of(batches: list[BatchSpec], fresh: list[int]) -> HealthDelta:
+    """The health aggregates of the fresh (not duplicate) batches: merged from the requests'
+    own roll-ups (computed off this thread), rolled up here for a batch that came without."""
+    total = MinuteDelta()
+    for index in fresh:
+        delta = batches[index][7]
+        merge_minutes(total, delta if delta is not None else rollup_minutes(batches[index][5]))
+    return spread(total)
 
 
 class SqliteWriterConnection:
@@ -60,7 +70,7 @@ class SqliteWriterConnection:
         try:
             duplicates: dict[int, tuple[int, int]] = {}
             fresh: list[int] = []
-            for index, (app_id, _, batch_id, accepted, rejected, _, _) in enumerate(batches):
+            for index, (app_id, _, batch_id, accepted, rejected, _, _, _) in enumerate(batches):
                 if batch_id is not None:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
@@ -89,7 +99,7 @@ class SqliteWriterConnection:
                     (first_id, next_id),
                 )
                 if health:
-                    write_sqlite(conn, rollup(rows), self._latency_cache)
+                    write_sqlite(conn, _health_of(batches, fresh), self._latency_cache)
             key_ids = sorted({batches[i][1] for i in fresh})
             if key_ids:
                 conn.execute(

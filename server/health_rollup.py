@@ -19,7 +19,10 @@ import orjson
 
 from server.health_sketch import bin_of
 
-__all__ = ["ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "fingerprint", "request_route", "rollup"]
+__all__ = [
+    "ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "MinuteDelta", "fingerprint", "merge_minutes",
+    "request_route", "rollup", "rollup_minutes", "spread",
+]
 
 RESOLUTIONS = (60, 3600, 86400)
 ALL_ROUTES = "*"
@@ -83,10 +86,28 @@ def _spread(minute_start: int) -> tuple[tuple[int, int], ...]:
     return tuple((res, minute_start - minute_start % res) for res in RESOLUTIONS)
 
 
+@dataclass
+class MinuteDelta:
+    """One batch's aggregates per minute, before routes are summed into "*" and minutes into
+    hours and days (`spread`). Requests roll up their own rows into one of these, off the
+    writer's serial path; the writer merges a commit's worth and spreads the sum once."""
+
+    counts: dict[tuple[int, int, str, str], int] = field(default_factory=dict)  # (app, minute, service, level name)
+    errors: dict[tuple[int, int, str, str], list[Any]] = field(default_factory=dict)  # ... fingerprint: [n, last_ts, msg]
+    latency: dict[tuple[int, int, str, str], list[Any]] = field(default_factory=dict)  # ... route: [n, total_us, bins]
+    services: dict[tuple[int, str], int] = field(default_factory=dict)
+    routes: dict[tuple[int, str, str], int] = field(default_factory=dict)
+
+
 def rollup(rows: list[tuple[Any, ...]]) -> HealthDelta:
     """Aggregate committed rows (in `server.ingest_validate.COLUMNS` order)."""
-    minutes: dict[tuple[int, int, str, str], int] = {}
-    seen: dict[tuple[int, str], int] = {}
+    return spread(rollup_minutes(rows))
+
+
+def rollup_minutes(rows: list[tuple[Any, ...]]) -> MinuteDelta:
+    """Per-minute aggregates of rows (in `server.ingest_validate.COLUMNS` order)."""
+    delta = MinuteDelta()
+    minutes, seen = delta.counts, delta.services
     errors: list[tuple[Any, ...]] = []
     timed: list[tuple[Any, ...]] = []
     get_minute, get_seen = minutes.get, seen.get
@@ -103,29 +124,50 @@ def rollup(rows: list[tuple[Any, ...]]) -> HealthDelta:
         attributes = row[9]
         if attributes is not None and '"duration_ms"' in attributes:
             timed.append(row)
-    delta = HealthDelta(services=seen)
-    counts = delta.counts
-    for (app_id, minute, service, level_name), n in minutes.items():
-        level = LEVEL_NUMBERS[level_name]
-        for res, start in _spread(minute * 60):
-            ckey = (app_id, res, service, start, level)
-            counts[ckey] = counts.get(ckey, 0) + n
     _errors(delta, errors)
     _latency(delta, timed)
     return delta
 
 
-def _errors(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
-    per_minute: dict[tuple[int, int, str, str], list[Any]] = {}
-    for row in rows:
-        key = (row[1], row[2] // _MINUTE_US, row[6], fingerprint(row[8]))
-        found = per_minute.get(key)
+def merge_minutes(into: MinuteDelta, other: MinuteDelta) -> None:
+    """Add `other` (of rows after `into`'s) into `into`, as if both were rolled up together."""
+    counts = into.counts
+    for ckey, n in other.counts.items():
+        counts[ckey] = counts.get(ckey, 0) + n
+    for ekey, (n, last_ts, message) in other.errors.items():
+        found = into.errors.get(ekey)
         if found is None:
-            per_minute[key] = [1, row[2], row[8][:MESSAGE_MAX]]
+            into.errors[ekey] = [n, last_ts, message]
         else:
-            found[0] += 1
-            found[1] = max(found[1], row[2])
-    for (app_id, minute, service, print_), (n, last_ts, message) in per_minute.items():
+            found[0] += n
+            found[1] = max(found[1], last_ts)
+    for lkey, (n, total, bins) in other.latency.items():
+        found = into.latency.get(lkey)
+        if found is None:
+            into.latency[lkey] = [n, total, dict(bins)]
+        else:
+            found[0] += n
+            found[1] += total
+            for index, count in bins.items():
+                found[2][index] = found[2].get(index, 0) + count
+    for skey, at in other.services.items():
+        if at > into.services.get(skey, -1):
+            into.services[skey] = at
+    for rkey, at in other.routes.items():
+        if at > into.routes.get(rkey, -1):
+            into.routes[rkey] = at
+
+
+def spread(minutes: MinuteDelta) -> HealthDelta:
+    """The upsert rows: each minute also counted in its hour and day, each route also in "*"."""
+    delta = HealthDelta(services=dict(minutes.services), routes=dict(minutes.routes))
+    counts = delta.counts
+    for (app_id, minute, service, level_name), n in minutes.counts.items():
+        level = LEVEL_NUMBERS[level_name]
+        for res, start in _spread(minute * 60):
+            ckey = (app_id, res, service, start, level)
+            counts[ckey] = counts.get(ckey, 0) + n
+    for (app_id, minute, service, print_), (n, last_ts, message) in minutes.errors.items():
         for res, start in _spread(minute * 60):
             ekey = (app_id, res, service, start, print_)
             found = delta.errors.get(ekey)
@@ -134,30 +176,8 @@ def _errors(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
             else:
                 found[0] += n
                 found[1] = max(found[1], last_ts)
-
-
-def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
-    per_minute: dict[tuple[int, int, str, str], list[Any]] = {}
-    for row in rows:
-        attributes = orjson.loads(row[9])
-        duration = _duration(attributes)
-        if duration is None:
-            continue
-        app_id, service = row[1], row[6]
-        route = request_route(attributes)
-        at = min(row[2], row[3])
-        rkey = (app_id, service, route)
-        if at > delta.routes.get(rkey, -1):
-            delta.routes[rkey] = at
-        index = bin_of(duration)
-        key = (app_id, row[2] // _MINUTE_US, service, route)
-        found = per_minute.get(key)
-        if found is None:
-            per_minute[key] = found = [0, 0, {}]
-        found[0] += 1
-        found[1] += round(duration * 1000)
-        found[2][index] = found[2].get(index, 0) + 1
-    for (app_id, minute, service, _), (n, total, bins) in list(per_minute.items()):
+    per_minute = dict(minutes.latency)
+    for (app_id, minute, service, _), (n, total, bins) in minutes.latency.items():
         key = (app_id, minute, service, ALL_ROUTES)
         found = per_minute.get(key)
         if found is None:
@@ -177,3 +197,39 @@ def _latency(delta: HealthDelta, rows: list[tuple[Any, ...]]) -> None:
                 found[1] += total
                 for index, count in bins.items():
                     found[2][index] = found[2].get(index, 0) + count
+    return delta
+
+
+def _errors(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
+    per_minute = delta.errors
+    for row in rows:
+        key = (row[1], row[2] // _MINUTE_US, row[6], fingerprint(row[8]))
+        found = per_minute.get(key)
+        if found is None:
+            per_minute[key] = [1, row[2], row[8][:MESSAGE_MAX]]
+        else:
+            found[0] += 1
+            found[1] = max(found[1], row[2])
+
+
+def _latency(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
+    per_minute = delta.latency
+    for row in rows:
+        attributes = orjson.loads(row[9])
+        duration = _duration(attributes)
+        if duration is None:
+            continue
+        app_id, service = row[1], row[6]
+        route = request_route(attributes)
+        at = min(row[2], row[3])
+        rkey = (app_id, service, route)
+        if at > delta.routes.get(rkey, -1):
+            delta.routes[rkey] = at
+        index = bin_of(duration)
+        key = (app_id, row[2] // _MINUTE_US, service, route)
+        found = per_minute.get(key)
+        if found is None:
+            per_minute[key] = found = [0, 0, {}]
+        found[0] += 1
+        found[1] += round(duration * 1000)
+        found[2][index] = found[2].get(index, 0) + 1

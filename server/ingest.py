@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from server.apps import verify_ingest_key
 from server.errors import ApiError
+from server.health_rollup import rollup_minutes
 from server.ingest_validate import Limits, RecordError, validate_record
 from server.security import API_KEY_RE, now_us
 from server.writer import Batch, WriterOverloaded, WriterStopped
@@ -117,9 +118,12 @@ async def ingest(request: Request) -> Response:
 
     accepted, rejected, duplicate = 0, len(errors), False
     if rows or batch_id is not None or report:
-        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report)
+        writer = state.writer
+        # Rolled up here, where requests run side by side, not on the writer's serial path.
+        health = rollup_minutes(rows) if rows and writer.health_aggregation and writer.db.dialect == "sqlite" else None
+        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, health)
         try:
-            accepted, rejected, duplicate = await state.writer.submit(batch)
+            accepted, rejected, duplicate = await writer.submit(batch)
         except WriterOverloaded:
             raise ApiError(503, "ingest_overloaded", "the server is writing a backlog; retry shortly",
                            headers={"Retry-After": "1"}) from None

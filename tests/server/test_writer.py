@@ -64,6 +64,43 @@ def test_queue_bound_refuses_with_overloaded_and_then_commits(settings: Settings
     asyncio.run(go())
 
 
+def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) -> None:
+    """Commits overlap (SQLite runs two in flight): listeners still see ids in increasing
+    order, every request gets its answer, and a failing commit fails only its own batches."""
+    async def go() -> None:
+        db = DB(settings.database_url)
+        await db.connect()
+        await apply_migrations(db)
+        writer = LogWriter(db, max_queue_records=100_000, max_commit_records=10, batch_retention_hours=1)
+        seen: list[list[int]] = []
+
+        async def listener(rows: list[tuple[Any, ...]]) -> None:
+            seen.append([row[0] for row in rows])
+            await asyncio.sleep(0)
+
+        writer.listeners.append(listener)
+        await writer.start()
+        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+        bad = (*row[:8], None, *row[9:])  # message NOT NULL: the database refuses this commit
+        futures = []
+        for i in range(60):
+            futures.append(writer.submit(Batch(1, 1, [bad if i == 17 else row] * 10)))
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        await writer.stop()
+        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        assert failed == [17]
+        assert all(r == (10, 0, False) for i, r in enumerate(results) if i != 17)
+        ids = [i for commit in seen for i in commit]
+        assert ids == sorted(ids) and len(ids) == len(set(ids)) == 590
+        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 590
+        assert writer.stats["failed_commits"] == 1
+        await db.disconnect()
+
+    asyncio.run(go())
+
+
 def test_a_202_survives_a_crash_of_the_server(settings: Settings, tmp_path: Path) -> None:
     """kill -9 right after the 202: the records are in the database."""
     port = free_port()
