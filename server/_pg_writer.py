@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from server.fulltext import BLOCK_WORD_MAX, words
-from server.health_rollup import rollup
+from server.health_rollup import MinuteDelta, merge_minutes, rollup_minutes, spread
 from server.health_store import LatencyCache, write_postgres
 from server.ingest_validate import COLUMNS
 
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["commit_postgres", "copy_logs"]
+__all__ = ["Words", "commit_postgres", "copy_groups", "copy_logs", "prepare_words"]
 
 Row = tuple[Any, ...]
 # COLUMNS positions
@@ -46,23 +46,49 @@ class _Block:
         self.words: dict[str, None] = {}
 
 
-async def copy_logs(conn: Any, rows: list[Row]) -> None:
-    """COPY `rows` (COLUMNS, ids assigned) into logs with their words, and add one word block
-    per app. Call inside the transaction that commits the rows: a block must never be missing
-    for a committed row (queries trust the blocks to find every match)."""
-    records: list[Row] = []
-    blocks: dict[int, _Block] = {}
+Words = tuple[list[str], dict[str, None]]
+
+
+def prepare_words(rows: list[Row]) -> Words:
+    """Each row's `words` text (' w1 w2 ') and the union of their words. Requests call this
+    for their own rows before queueing them, so the tokenising happens side by side with the
+    commit in progress rather than inside it, under the advisory lock."""
+    texts: list[str] = []
+    union: dict[str, None] = {}
     for row in rows:
         found = words(row[_MESSAGE])
-        records.append((*row, f" {' '.join(found)} "))
-        log_id, app_id, ts = row[_ID], row[_APP_ID], row[_TS]
+        texts.append(f" {' '.join(found)} ")
+        union.update(dict.fromkeys(found))
+    return texts, union
+
+
+async def copy_logs(conn: Any, rows: list[Row]) -> None:
+    """COPY `rows` (COLUMNS, ids assigned, of any apps) with their words and word blocks."""
+    by_app: dict[int, list[Row]] = {}
+    for row in rows:
+        by_app.setdefault(row[_APP_ID], []).append(row)
+    await copy_groups(conn, [(group, prepare_words(group)) for group in by_app.values()])
+
+
+async def copy_groups(conn: Any, groups: list[tuple[list[Row], Words]]) -> None:
+    """COPY each group's rows (one app's, COLUMNS, ids assigned) into logs with their words,
+    and add one word block per app. Call inside the transaction that commits the rows: a block
+    must never be missing for a committed row (queries trust the blocks to find every match)."""
+    records: list[Row] = []
+    blocks: dict[int, _Block] = {}
+    for rows, (texts, union) in groups:
+        if not rows:
+            continue
+        records.extend([(*row, text) for row, text in zip(rows, texts, strict=True)])
+        app_id = rows[0][_APP_ID]
+        first_id, last_id = min(r[_ID] for r in rows), max(r[_ID] for r in rows)
+        min_ts, max_ts = min(r[_TS] for r in rows), max(r[_TS] for r in rows)
         block = blocks.get(app_id)
         if block is None:
-            block = blocks[app_id] = _Block(log_id, ts)
-        else:
-            block.first_id, block.last_id = min(block.first_id, log_id), max(block.last_id, log_id)
-            block.min_ts, block.max_ts = min(block.min_ts, ts), max(block.max_ts, ts)
-        block.words.update(dict.fromkeys(found))
+            block = blocks[app_id] = _Block(first_id, min_ts)
+        block.first_id, block.last_id = min(block.first_id, first_id), max(block.last_id, last_id)
+        block.min_ts, block.max_ts = min(block.min_ts, min_ts), max(block.max_ts, max_ts)
+        block.words.update(union)
     await conn.copy_records_to_table("logs", records=records, columns=(*COLUMNS, "words"))
     if blocks:
         # Words hold no spaces, so each block's words travel as one space-joined string: a
@@ -111,9 +137,12 @@ async def commit_postgres(
         if n:
             last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
             rows = assign_ids(fresh, last_id - n + 1)
-            await copy_logs(conn, rows)
+            await copy_groups(conn, [(b.rows, b.words or prepare_words(b.rows)) for b in fresh])
             if latency_cache is not None:
-                await write_postgres(conn, rollup(rows), latency_cache)
+                total = MinuteDelta()
+                for b in fresh:
+                    merge_minutes(total, b.health if b.health is not None else rollup_minutes(b.rows))
+                await write_postgres(conn, spread(total), latency_cache)
         await conn.executemany(
             "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
         )

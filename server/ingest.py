@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from server.apps import verify_ingest_key
 from server.errors import ApiError
+from server._pg_writer import prepare_words
 from server.health_rollup import rollup_minutes
 from server.ingest_validate import Limits, RecordError, validate_record
 from server.security import API_KEY_RE, now_us
@@ -119,9 +120,12 @@ async def ingest(request: Request) -> Response:
     accepted, rejected, duplicate = 0, len(errors), False
     if rows or batch_id is not None or report:
         writer = state.writer
-        # Rolled up here, where requests run side by side, not on the writer's serial path.
-        health = rollup_minutes(rows) if rows and writer.health_aggregation and writer.db.dialect == "sqlite" else None
+        # Rolled up (and on PostgreSQL tokenised) here, where requests run side by side with the
+        # commit in progress, not on the writer's serial path.
+        health = rollup_minutes(rows) if rows and writer.health_aggregation else None
         batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, health)
+        if rows and writer.db.dialect == "postgresql":
+            batch.words = prepare_words(rows)
         try:
             accepted, rejected, duplicate = await writer.submit(batch)
         except WriterOverloaded:
