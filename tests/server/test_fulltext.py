@@ -10,6 +10,8 @@ the plain row scan without blocks. SQLite ignores those knobs and must give the 
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -299,3 +301,14 @@ def test_rare_word_over_many_requests_pages_through_the_api(client: Client, owne
             break
         params["cursor"] = page["next_cursor"]
     assert seen == list(reversed(expected))
+
+
+def test_the_ascii_fast_path_splits_words_like_the_regular_expression() -> None:
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(128)]
+    samples = ["", " ", "__", "a_b", "Foo-BAR baz_9 x\x1cy\x1fz\tq\x0bw", "GET /api/v1/items/42?x=1&y=%20"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(80))) for _ in range(2000)]
+    for text in samples:
+        assert text.isascii()
+        assert words(text) == list(dict.fromkeys(re.findall(r"[^\W_]+", text.lower()))), repr(text)
+    assert words("Échec à ZÜRICH_x2") == ["échec", "à", "zürich", "x2"]
