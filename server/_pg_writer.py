@@ -10,6 +10,7 @@ with the per-row `text[]` GIN index, 9.7 us with the blocks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,31 @@ import orjson
 
 from server.fulltext import BLOCK_WORD_MAX, split_words
 from server.health_rollup import MinuteDelta, merge_minutes, rollup_minutes, spread
-from server.health_store import LatencyCache, write_postgres
+from server.health_store import TOKEN_GET, LatencyCache, postgres_upserts
 from server.ingest_validate import COLUMNS
 
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["Words", "commit_postgres", "copy_groups", "copy_logs", "prepare_words"]
+__all__ = ["Statement", "Words", "commit_postgres", "copy_groups", "copy_logs", "one_statement", "prepare_words"]
 
 Row = tuple[Any, ...]
+Statement = tuple[str, list[Any]]  # SQL with $1.. placeholders, and its arguments
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+# MATERIALIZED and the lone FROM make the lock come first, then the ids.
+_LOCK_AND_IDS = (
+    "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) "
+    f"SELECT setval('logs_id_seq', nextval('logs_id_seq') + $2 - 1), ({TOKEN_GET}) FROM l"
+)
+_LOCK_ONLY = f"WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) SELECT ({TOKEN_GET}) FROM l"
+_INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) SELECT a, k, t, r::jsonb "
+                   "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x (a, k, t, r)")
+_INSERT_BATCH_IDS = (
+    "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
+    "SELECT b.app_id, b.batch_id, $3, b.accepted, b.rejected "
+    "FROM unnest($1::bigint[], $2::text[], $4::bigint[], $5::bigint[]) AS b (app_id, batch_id, accepted, rejected) "
+    "ON CONFLICT DO NOTHING RETURNING app_id, batch_id"
+)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 
@@ -67,13 +84,16 @@ async def copy_logs(conn: Any, rows: list[Row]) -> None:
     by_app: dict[int, list[Row]] = {}
     for row in rows:
         by_app.setdefault(row[_APP_ID], []).append(row)
-    await copy_groups(conn, [(group, prepare_words(group)) for group in by_app.values()])
+    blocks = await copy_groups(conn, [(group, prepare_words(group)) for group in by_app.values()])
+    if blocks is not None:
+        await conn.execute(blocks[0], *blocks[1])
 
 
-async def copy_groups(conn: Any, groups: list[tuple[list[Row], Words]]) -> None:
-    """COPY each group's rows (one app's, COLUMNS, ids assigned) into logs with their words,
-    and add one word block per app. Call inside the transaction that commits the rows: a block
-    must never be missing for a committed row (queries trust the blocks to find every match)."""
+async def copy_groups(conn: Any, groups: list[tuple[list[Row], Words]]) -> Statement | None:
+    """COPY each group's rows (one app's, COLUMNS, ids assigned) into logs with their words;
+    returns the statement adding one word block per app, for the caller to run in the same
+    transaction: a block must never be missing for a committed row (queries trust the blocks
+    to find every match)."""
     records: list[Row] = []
     blocks: dict[int, _Block] = {}
     for rows, (texts, union) in groups:
@@ -90,14 +110,28 @@ async def copy_groups(conn: Any, groups: list[tuple[list[Row], Words]]) -> None:
         block.min_ts, block.max_ts = min(block.min_ts, min_ts), max(block.max_ts, max_ts)
         block.words.update(union)
     await conn.copy_records_to_table("logs", records=records, columns=(*COLUMNS, "words"))
-    if blocks:
-        # Words hold no spaces, so each block's words travel as one space-joined string: a
-        # text[][] parameter would need equal lengths.
-        await conn.execute(
-            _INSERT_BLOCKS, list(blocks), *([getattr(b, name) for b in blocks.values()]
-                                            for name in ("first_id", "last_id", "min_ts", "max_ts")),
-            [" ".join(w for w in b.words if len(w) <= BLOCK_WORD_MAX) for b in blocks.values()],
-        )
+    if not blocks:
+        return None
+    # Words hold no spaces, so each block's words travel as one space-joined string: a
+    # text[][] parameter would need equal lengths.
+    return _INSERT_BLOCKS, [
+        list(blocks), *([getattr(b, name) for b in blocks.values()] for name in ("first_id", "last_id", "min_ts", "max_ts")),
+        [" ".join(w for w in b.words if len(w) <= BLOCK_WORD_MAX) for b in blocks.values()],
+    ]
+
+
+def one_statement(parts: list[Statement]) -> Statement:
+    """Several data-modifying statements as one: each becomes a WITH query, which PostgreSQL
+    runs exactly once and to completion whether or not the main query reads it. One round
+    trip instead of one each (a round trip waits for the busy event loop to read the reply)."""
+    ctes: list[str] = []
+    args: list[Any] = []
+    for i, (sql, part_args) in enumerate(parts):
+        offset = len(args)
+        renumbered = _PLACEHOLDER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", sql)  # type: ignore[misc]
+        ctes.append(f"w{i} AS ({renumbered})")
+        args.extend(part_args)
+    return f"WITH {', '.join(ctes)} SELECT 1", args
 
 
 async def commit_postgres(
@@ -112,44 +146,70 @@ async def commit_postgres(
 ) -> list[Row]:
     """Write the batches in one transaction (health aggregates too unless `latency_cache` is
     None); returns the rows with their new ids. Batches already stored are given to
-    `mark_duplicate`, the others numbered by `assign_ids` from the first id allocated."""
+    `mark_duplicate`, the others numbered by `assign_ids`.
+
+    Round trips: BEGIN; the lock with the ids (and the health token); the batch ids (when
+    any); COPY; every other write as one statement; COMMIT. Ids are allocated for all rows
+    before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
+    live tail re-reads gaps, and rolled-back commits leave them too)."""
+    total = sum(len(b.rows) for b in batches)
     async with conn.transaction():
-        # Serialises writers across processes, so ids are committed in increasing order.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
-        fresh: list[Batch] = []
-        for batch in batches:
-            if batch.batch_id is not None:
-                inserted = await conn.fetchval(
-                    "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-                    batch.app_id, batch.batch_id, now, len(batch.rows), batch.rejected,
-                )
-                if inserted is None:
-                    stored = await conn.fetchrow(
-                        "SELECT accepted, rejected FROM ingest_batches WHERE app_id = $1 AND batch_id = $2",
-                        batch.app_id, batch.batch_id,
-                    )
-                    mark_duplicate(batch, (int(stored[0]), int(stored[1])) if stored else None)
-                    continue
-            fresh.append(batch)
-        n = sum(len(b.rows) for b in fresh)
+        # The advisory lock serialises writers across processes, so ids commit in increasing order.
+        if total:
+            last_id, token = await conn.fetchrow(_LOCK_AND_IDS, lock_key, total)
+        else:
+            token = await conn.fetchval(_LOCK_ONLY, lock_key)
+        fresh = await _fresh(conn, batches, now, mark_duplicate)
         rows: list[Row] = []
-        if n:
-            last_id = await conn.fetchval("SELECT setval('logs_id_seq', nextval('logs_id_seq') + $1 - 1)", n)
-            rows = assign_ids(fresh, last_id - n + 1)
-            await copy_groups(conn, [(b.rows, b.words or prepare_words(b.rows)) for b in fresh])
+        parts: list[Statement] = []
+        if any(b.rows for b in fresh):
+            rows = assign_ids(fresh, last_id - total + 1)
+            blocks = await copy_groups(conn, [(b.rows, b.words or prepare_words(b.rows)) for b in fresh if b.rows])
+            if blocks is not None:
+                parts.append(blocks)
             if latency_cache is not None:
-                total = MinuteDelta()
+                minutes = MinuteDelta()
                 for b in fresh:
-                    merge_minutes(total, b.health if b.health is not None else rollup_minutes(b.rows))
-                await write_postgres(conn, spread(total), latency_cache)
-        await conn.executemany(
-            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [(now, k) for k in {b.key_id for b in fresh}]
-        )
+                    merge_minutes(minutes, b.health if b.health is not None else rollup_minutes(b.rows))
+                parts.extend(await postgres_upserts(conn, spread(minutes), latency_cache, token))
+        if fresh:
+            parts.append(("UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])",
+                          [now, sorted({b.key_id for b in fresh})]))
         reports = [(b.app_id, b.key_id, now, orjson.dumps(b.report).decode()) for b in fresh if b.report]
         if reports:
-            await conn.executemany(
-                "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) VALUES ($1, $2, $3, $4)",
-                reports,
-            )
+            parts.append((_INSERT_REPORTS, [list(column) for column in zip(*reports, strict=True)]))
+        if parts:
+            sql, args = one_statement(parts)
+            await conn.execute(sql, *args)
     return rows
+
+
+async def _fresh(
+    conn: Any, batches: list[Batch], now: int, mark_duplicate: Callable[[Batch, tuple[int, int] | None], None]
+) -> list[Batch]:
+    """The batches not already stored, in order; records the others' batch ids' first answers."""
+    keyed = [b for b in batches if b.batch_id is not None]
+    if not keyed:
+        return batches
+    inserted = {(r[0], r[1]) for r in await conn.fetch(
+        _INSERT_BATCH_IDS, [b.app_id for b in keyed], [b.batch_id for b in keyed], now,
+        [len(b.rows) for b in keyed], [b.rejected for b in keyed],
+    )}
+    fresh: list[Batch] = []
+    repeated: list[Batch] = []
+    for batch in batches:
+        key = (batch.app_id, batch.batch_id)
+        if batch.batch_id is None or key in inserted:
+            fresh.append(batch)
+            inserted.discard(key)  # a second batch with the same id in this commit is a duplicate
+        else:
+            repeated.append(batch)
+    if repeated:
+        stored = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in await conn.fetch(
+            "SELECT app_id, batch_id, accepted, rejected FROM ingest_batches b "
+            "JOIN unnest($1::bigint[], $2::text[]) AS k (app_id, batch_id) USING (app_id, batch_id)",
+            [b.app_id for b in repeated], [b.batch_id for b in repeated],
+        )}
+        for batch in repeated:
+            mark_duplicate(batch, stored.get((batch.app_id, batch.batch_id)))
+    return fresh

@@ -2,7 +2,8 @@
 
 One upsert statement per table and commit: SQLite multi-row `INSERT ... VALUES` on the
 writer's own connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
-per table, so a commit costs the same few round trips however many keys it touches.
+per table, all sent as one statement by the writer, so a commit costs the same few round trips
+however many keys it touches.
 Counters add up in SQL. Latency histograms are JSON, so their rows are read, merged in
 Python and written back; that is safe because the writer's transaction is serialised
 (BEGIN IMMEDIATE on SQLite, the writer's advisory lock on PostgreSQL).
@@ -23,7 +24,7 @@ from server.db import DB, SQLITE_PRAGMAS
 from server.health_rollup import HealthDelta
 from server.health_sketch import decode, encode
 
-__all__ = ["HealthReader", "LatencyCache", "write_postgres", "write_sqlite"]
+__all__ = ["TOKEN_GET", "HealthReader", "LatencyCache", "postgres_upserts", "write_sqlite"]
 
 
 @dataclass(frozen=True)
@@ -153,21 +154,30 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCac
         conn.execute(_TOKEN_SET.format(p="?"), (token,))
 
 
-async def write_postgres(conn: Any, delta: HealthDelta, cache: LatencyCache) -> None:
-    """Upsert the delta on an asyncpg connection, inside its open transaction."""
-    for name, rows in _rows(delta).items():
-        if rows:
-            await conn.execute(_PG_SQL[name], *(list(column) for column in zip(*rows, strict=True)))
+TOKEN_GET = _TOKEN_GET
+
+
+async def postgres_upserts(
+    conn: Any, delta: HealthDelta, cache: LatencyCache, stored_token: Any
+) -> list[tuple[str, list[Any]]]:
+    """The delta's upserts as (statement with $1.., arguments) for the caller to send in one
+    round trip (server._pg_writer), inside the writer's transaction; `stored_token` is
+    health_writer's token read under the writer's lock. Reads stored latency rows first
+    only for buckets the cache does not hold (a new minute, or another writer was here)."""
+    parts: list[tuple[str, list[Any]]] = [
+        (_PG_SQL[name], [list(column) for column in zip(*rows, strict=True)]) for name, rows in _rows(delta).items() if rows
+    ]
     if delta.latency:
-        token = cache.check(await conn.fetchval(_TOKEN_GET))
+        token = cache.check(stored_token)
         missing = [key for key in delta.latency if key not in cache.rows]
         stored = {}
         if missing:
             found = await conn.fetch(_PG_LATENCY, *map(list, zip(*missing, strict=True)))
             stored = {tuple(r[:5]): tuple(r[5:]) for r in found}
         merged = cache.merge(delta, stored)
-        await conn.execute(_PG_SQL["latency"], *(list(column) for column in zip(*merged, strict=True)))
-        await conn.execute(_TOKEN_SET.format(p="$1"), token)
+        parts.append((_PG_SQL["latency"], [list(column) for column in zip(*merged, strict=True)]))
+        parts.append((_TOKEN_SET.format(p="$1"), [token]))
+    return parts
 
 
 class HealthReader:

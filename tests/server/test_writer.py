@@ -101,6 +101,30 @@ def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) ->
     asyncio.run(go())
 
 
+def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> None:
+    async def go() -> None:
+        db = DB(settings.database_url)
+        await db.connect()
+        await apply_migrations(db)
+        writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
+        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+        first = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+        other = writer.submit(Batch(1, 1, [row] * 2, 0, "another"))
+        again = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+        await writer.start()  # all three are queued: one commit
+        assert await first == (3, 1, False)
+        assert await other == (2, 0, False)
+        assert await again == (3, 1, True)
+        later = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+        assert await later == (3, 1, True)
+        await writer.stop()
+        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 5
+        assert writer.stats["commits"] == 2
+        await db.disconnect()
+
+    asyncio.run(go())
+
+
 def test_a_202_survives_a_crash_of_the_server(settings: Settings, tmp_path: Path) -> None:
     """kill -9 right after the 202: the records are in the database."""
     port = free_port()
