@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import orjson
 
 __all__ = [
-    "BINS_PER_DOUBLING", "MIN_MS", "RELATIVE_ACCURACY", "add_encoded", "bin_of", "bin_value", "decode", "encode",
-    "percentiles",
+    "BINS_PER_DOUBLING", "MIN_MS", "RELATIVE_ACCURACY", "add_encoded", "appended", "bin_of", "bin_value", "decode",
+    "encode", "percentiles",
 ]
 
 BINS_PER_DOUBLING = 8
@@ -61,23 +61,35 @@ def percentiles(bins: Iterable[tuple[int, int]], quantiles: Iterable[float]) -> 
 
 
 def encode(bins: dict[int, int]) -> str:
-    """A histogram as stored: JSON [first bin, its count, the next bin's count, ...]."""
+    """A histogram as stored: JSON [first bin, its count, the next bin's count, ...].
+
+    A stored value may be several such arrays back to back ("[...][...]"): the writer appends
+    each commit's additions and rewrites the merged histogram now and then (server.health_store).
+    """
     first, last = min(bins), max(bins)
     return orjson.dumps([first, *(bins.get(i, 0) for i in range(first, last + 1))]).decode()
 
 
+def appended(text: str | bytes) -> int:
+    """How many additions were appended to a stored histogram since it was last rewritten."""
+    return text.count("][") if isinstance(text, str) else text.count(b"][")
+
+
 def decode(text: str | bytes) -> dict[int, int]:
-    dense = orjson.loads(text)
-    first = dense[0]
-    return {first + i: n for i, n in enumerate(dense[1:]) if n}
+    out: dict[int, int] = {}
+    add_encoded(out, text)
+    return out
 
 
 def add_encoded(into: dict[int, int], text: str | bytes) -> None:
-    """Add a stored histogram into `into`, in place."""
-    dense = orjson.loads(text)
-    index = dense[0]
+    """Add a stored histogram (one array or several back to back) into `into`, in place."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    arrays = orjson.loads(f"[{text.replace('][', '],[')}]") if "][" in text else [orjson.loads(text)]
     get = into.get
-    for n in dense[1:]:
-        if n:
-            into[index] = get(index, 0) + n
-        index += 1
+    for dense in arrays:
+        index = dense[0]
+        for n in dense[1:]:
+            if n:
+                into[index] = get(index, 0) + n
+            index += 1

@@ -23,7 +23,8 @@ import pytest
 
 from server.health_retention import prune
 from server.health_rollup import LEVEL_NUMBERS, fingerprint, request_route
-from server.health_sketch import RELATIVE_ACCURACY
+from server.health_sketch import RELATIVE_ACCURACY, appended, bin_of, decode
+from server.health_store import LatencyCache
 from tests.conftest import AppFixture, Client
 
 HEALTH_TABLES = "health_services, health_routes, health_counts, health_latency, health_errors"
@@ -337,3 +338,28 @@ def test_two_writers_on_one_database_keep_latency_exact(make_client: Any) -> Non
         assert {r["route"]: r["n"] for r in stored if r["res"] == res} == dict(expected)
         total = sum(round(r["attributes"]["duration_ms"] * 1000) for r in timed)
         assert sum(r["t"] for r in stored if r["res"] == res and r["route"] == "*") == total
+
+
+def test_latency_histograms_appended_per_commit_stay_exact_and_bounded(client: Client, owned_app: AppFixture) -> None:
+    """Commits append their own bins to the stored histogram and rewrite it every APPEND_MAX
+    appends: after many small commits the stored bins equal the raw durations' bins and no
+    stored value holds more than APPEND_MAX + 1 arrays."""
+    rng = random.Random(5)
+    now = time.time()
+    for _ in range(3 * LatencyCache.APPEND_MAX + 5):  # one commit per request
+        logs = [{"timestamp": now - rng.uniform(0, 5), "level": "INFO", "service": "api", "message": "GET /x",
+                 "attributes": {"method": "GET", "route": "/x", "duration_ms": round(rng.lognormvariate(3, 1), 3)}}
+                for _ in range(3)]
+        _ingest(client, owned_app.api_key, logs)
+    durations = [r["attributes"]["duration_ms"] for r in _raw(client, owned_app.app_id)]
+    expected: Counter[int] = Counter(bin_of(d) for d in durations)
+    stored = client.call(client.db.fetch_all, "SELECT res, route, requests, bins FROM health_latency WHERE app_id = :a",
+                         {"a": owned_app.app_id})
+    by_res: dict[tuple[int, str], Counter[int]] = defaultdict(Counter)
+    for row in stored:
+        assert appended(row["bins"]) <= LatencyCache.APPEND_MAX
+        by_res[(row["res"], row["route"])].update(decode(row["bins"]))
+    assert {k[1] for k in by_res} == {"GET /x", "*"}
+    for counts in by_res.values():
+        assert counts == expected
+    assert max(appended(row["bins"]) for row in stored) > 0  # appends did happen
