@@ -2,14 +2,15 @@
 
 Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
 writer drains everything queued, writes it with the driver's bulk path (SQLite multi-row
-INSERTs on its own thread, see `server._sqlite_writer`; asyncpg `copy_records_to_table`) and
-answers all of them at once. Log ids
+INSERTs on its own thread, see `server._sqlite_writer`; asyncpg `copy_records_to_table`, see
+`server._pg_writer`) and answers all of them at once. Log ids
 are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
 the live tail's resume depends on that.
 
-Bound: at most `max_queue_records` records wait; `submit` raises `WriterOverloaded` past
-it (the request answers 503 with Retry-After and nothing of it is stored).
+Bound: at most `max_queue_records` records wait (plus those of the commits in progress: at
+most two of `max_commit_records`); `submit` raises `WriterOverloaded` past it (the request
+answers 503 with Retry-After and nothing of it is stored).
 """
 
 from __future__ import annotations
