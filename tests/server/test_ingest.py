@@ -59,6 +59,18 @@ def test_gzip_body(client: Client, owned_app: AppFixture) -> None:
     assert r.status_code == 202 and r.json()["accepted"] == 50
 
 
+def test_attribute_depth_counts_nesting_not_brackets_in_strings(client: Client, owned_app: AppFixture) -> None:
+    logs = [
+        _log(0, attributes={"text": "{[{[{[{[{[ not nested ]}]}]}]}]", "list": ["[[[[", "{{{{"]}),
+        _log(1, attributes={"a": {"b": {"c": {"d": [1]}}}}),  # 5 levels: the limit
+        _log(2, attributes={"a": {"b": {"c": {"d": [[1]]}}}}),  # 6
+    ]
+    r = client.post("/ingest", json={"api_key": owned_app.api_key, "logs": logs})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 2
+    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(2, "attributes")]
+
+
 def test_per_record_errors_name_index_and_field_and_keep_the_valid_ones(client: Client, owned_app: AppFixture) -> None:
     logs = [
         _log(0),
