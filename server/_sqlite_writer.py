@@ -1,7 +1,7 @@
 """The SQLite half of the log writer: a plain sqlite3 connection on one thread of its own.
 
-A whole commit runs as one call on that thread (one hand-off per commit, not one per
-statement), with the rows inserted by multi-row INSERT statements (`server._sqlite_bulk`:
+A whole commit runs as one call on that thread (`LogWriter._sqlite_thread`, which takes the
+queued batches itself), with the rows inserted by multi-row INSERT statements (`server._sqlite_bulk`:
 `executemany` gives the GIL back and waits for it once per row). Also measured: one
 `INSERT ... SELECT FROM json_each(?)` per commit, slower than both.
 """
@@ -9,7 +9,6 @@ statement), with the rows inserted by multi-row INSERT statements (`server._sqli
 from __future__ import annotations
 
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -41,7 +40,6 @@ def _health_of(batches: list[BatchSpec], fresh: list[int]) -> HealthDelta:
 class SqliteWriterConnection:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-log-writer")
         self._conn: sqlite3.Connection | None = None
         self._latency_cache = LatencyCache()
 

@@ -36,7 +36,8 @@ __all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterSt
 
 log = logging.getLogger("server.writer")
 CommitListener = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
-_Committed = tuple[list["Batch"], list[tuple[Any, ...]]]
+# (batches, rows committed with their ids, duplicates by batch index, the error if it failed)
+_SqliteResult = tuple[list["Batch"], list[tuple[Any, ...]], dict[int, tuple[int, int]], "Exception | None"]
 _ADVISORY_KEY = 7_301_955_002
 
 
@@ -46,13 +47,6 @@ class WriterOverloaded(Exception):
 
 class WriterStopped(Exception):
     pass
-
-
-class _CommitFailed(Exception):
-    def __init__(self, batches: list[Batch], error: Exception) -> None:
-        super().__init__(str(error))
-        self.batches = batches
-        self.error = error
 
 
 @dataclass
@@ -87,10 +81,13 @@ class LogWriter:
         self.listeners: list[CommitListener] = []
         self._queue: collections.deque[Batch] = collections.deque()
         self._queued_records = 0
-        # submit() appends on the event loop; the SQLite writer thread takes (see _run).
-        self._queue_lock = threading.Lock()
+        # submit() appends on the event loop; the SQLite writer thread takes (see _sqlite_thread).
+        self._has_work = threading.Condition(threading.Lock())
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._results: asyncio.Queue[_SqliteResult | None] = asyncio.Queue()  # bound: _undelivered
+        self._undelivered = threading.Semaphore(2)
         self._stopping = False
         self._sqlite_conn: SqliteWriterConnection | None = None
         self._checkpointer: asyncio.Task[None] | None = None
@@ -105,45 +102,55 @@ class LogWriter:
         if self.db.dialect == "sqlite":
             # Its own connection and thread: queries on the shared connection never queue behind a commit.
             self._sqlite_conn = SqliteWriterConnection(self.db.sqlite_path)
-            await asyncio.get_running_loop().run_in_executor(self._sqlite_conn.executor, self._sqlite_conn.open)
+            await asyncio.to_thread(self._sqlite_conn.open)
             self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
-        self._task = asyncio.create_task(self._run(), name="log-writer")
+            self._thread = threading.Thread(
+                target=self._sqlite_thread, args=(asyncio.get_running_loop(),), name="sqlite-log-writer", daemon=True
+            )
+            self._thread.start()
+            self._task = asyncio.create_task(self._deliver_sqlite(), name="log-writer")
+        else:
+            self._task = asyncio.create_task(self._run_postgres(), name="log-writer")
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         self._stopping = True
         self._wakeup.set()
+        with self._has_work:
+            self._has_work.notify_all()
         if self._task is not None:
             await self._task
             self._task = None
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
         if self._sqlite_conn is not None:
-            writer = self._sqlite_conn
-            await asyncio.get_running_loop().run_in_executor(writer.executor, writer.close)
-            writer.executor.shutdown()
+            await asyncio.to_thread(self._sqlite_conn.close)
             self._sqlite_conn = None
 
     def submit(self, batch: Batch) -> asyncio.Future[tuple[int, int, bool]]:
         if self._stopping:
             raise WriterStopped("the server is shutting down")
         n = len(batch.rows)
-        with self._queue_lock:
+        with self._has_work:
             if self._queued_records and self._queued_records + n > self.max_queue_records:
                 self.stats["overloaded"] += 1
                 raise WriterOverloaded(f"{self._queued_records} records are waiting to be written")
             self._queue.append(batch)
             self._queued_records += n
+            self._has_work.notify()
         self._wakeup.set()
         return batch.future
 
     def _take(self) -> list[Batch]:
         taken: list[Batch] = []
         count = 0
-        with self._queue_lock:
+        with self._has_work:
             while self._queue and (not taken or count + len(self._queue[0].rows) <= self.max_commit_records):
                 batch = self._queue.popleft()
                 taken.append(batch)
@@ -151,46 +158,63 @@ class LogWriter:
             self._queued_records -= count
         return taken
 
-    async def _run(self) -> None:
-        # SQLite: up to two commits in flight on the writer thread, each taking what is queued
-        # when it starts, so the next commit begins the moment one ends instead of after a round
-        # trip through the event loop, which may be busy validating a request (the writer sat
-        # idle 17% of the time). PostgreSQL: one, since two connections could take the advisory
-        # lock out of order and the live tail needs ids committed in increasing order.
-        depth = 2 if self.db.dialect == "sqlite" else 1
-        inflight: collections.deque[asyncio.Future[_Committed]] = collections.deque()
+    def _sqlite_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SQLite: commit back to back on this thread, taking what is queued the moment the
+        previous commit ends; the event loop, often busy validating requests, only answers them
+        afterwards (when the loop started each commit, the writer sat idle 17% of the time)."""
+        writer = self._sqlite_conn
+        assert writer is not None, "start() opens the SQLite writer"
         while True:
-            while self._queue and len(inflight) < depth:
-                inflight.append(asyncio.ensure_future(self._commit()))
-            if not inflight:
+            with self._has_work:
+                while not self._queue and not self._stopping:
+                    self._has_work.wait()
+                if not self._queue:
+                    break  # stopping, and everything queued is committed
+            self._undelivered.acquire()  # bound: results of two commits wait for the loop, at most
+            batches = self._take()
+            specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.health) for b in batches]
+            try:
+                rows, duplicates = writer.commit(specs, now_s(), self.health_aggregation)
+                result: _SqliteResult = (batches, rows, duplicates, None)
+            except Exception as exc:
+                result = (batches, [], {}, exc)
+            loop.call_soon_threadsafe(self._results.put_nowait, result)
+        loop.call_soon_threadsafe(self._results.put_nowait, None)
+
+    async def _deliver_sqlite(self) -> None:
+        while (result := await self._results.get()) is not None:
+            self._undelivered.release()
+            batches, rows, duplicates, error = result
+            for index, stored in duplicates.items():
+                self._mark_duplicate(batches[index], stored)
+            await self._finish(batches, rows, error)
+
+    async def _run_postgres(self) -> None:
+        while True:
+            if not self._queue:
                 if self._stopping:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            oldest = inflight[0]
-            if len(inflight) < depth and not oldest.done():
-                # Wake for whichever comes first: the commit's end, or work for the next commit.
-                self._wakeup.clear()
-                waiter = asyncio.ensure_future(self._wakeup.wait())
-                await asyncio.wait((oldest, waiter), return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if not oldest.done():
-                    continue
-            inflight.popleft()
-            await self._finish(oldest)
+            batches = self._take()
+            try:
+                rows, error = await self._commit_postgres(batches), None
+            except Exception as exc:
+                rows, error = [], exc
+            await self._finish(batches, rows, error)
 
-    async def _finish(self, done: asyncio.Future[_Committed]) -> None:
+    async def _finish(self, batches: list[Batch], committed: list[tuple[Any, ...]], error: Exception | None) -> None:
         """Answer the requests of one commit, then hand its rows to the listeners (in commit order)."""
-        try:
-            batches, committed = await done
-        except _CommitFailed as failed:  # the database failed: every waiting request gets the error
+        if error is not None:  # the database failed: every waiting request gets the error
             self.stats["failed_commits"] += 1
-            log.error("log commit failed: %s", failed.error)
-            for batch in failed.batches:
+            log.error("log commit failed: %s", error)
+            for batch in batches:
                 if not batch.future.done():
-                    batch.future.set_exception(failed.error)
+                    batch.future.set_exception(error)
             return
+        self.stats["commits"] += 1
+        self.stats["records"] += len(committed)
         for batch in batches:
             if not batch.future.done():
                 batch.future.set_result((len(batch.rows), batch.rejected, False))
@@ -201,16 +225,6 @@ class LogWriter:
                 except Exception:
                     log.exception("commit listener failed")
         await self._maybe_cleanup()
-
-    async def _commit(self) -> _Committed:
-        """Take what is queued and commit it: (the batches taken, the rows written with their ids)."""
-        if self.db.dialect == "sqlite":
-            return await self._commit_sqlite()
-        batches = self._take()
-        try:
-            return batches, await self._commit_postgres(batches)
-        except Exception as exc:
-            raise _CommitFailed(batches, exc) from exc
 
     def _mark_duplicate(self, batch: Batch, stored: tuple[int, int] | None) -> None:
         self.stats["duplicates"] += 1
@@ -227,30 +241,6 @@ class LogWriter:
             rows.extend(numbered)
         return rows
 
-    async def _commit_sqlite(self) -> _Committed:
-        writer = self._sqlite_conn
-        assert writer is not None, "start() opens the SQLite writer"
-        health = self.health_aggregation
-
-        def take_and_commit() -> tuple[list[Batch], list[tuple[Any, ...]], dict[int, tuple[int, int]]]:
-            batches = self._take()  # on the writer thread, as the commit starts
-            if not batches:
-                return batches, [], {}
-            specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.health) for b in batches]
-            try:
-                rows, duplicates = writer.commit(specs, now_s(), health)
-            except Exception as exc:
-                raise _CommitFailed(batches, exc) from exc
-            return batches, rows, duplicates
-
-        batches, rows, duplicates = await asyncio.get_running_loop().run_in_executor(writer.executor, take_and_commit)
-        for index, stored in duplicates.items():
-            self._mark_duplicate(batches[index], stored)
-        if batches:
-            self.stats["commits"] += 1
-            self.stats["records"] += len(rows)
-        return batches, rows
-
     async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
         async with self.db.raw() as conn:
             rows = await commit_postgres(
@@ -258,8 +248,6 @@ class LogWriter:
                 mark_duplicate=self._mark_duplicate,
                 latency_cache=self._latency_cache if self.health_aggregation else None,
             )
-        self.stats["commits"] += 1
-        self.stats["records"] += len(rows)
         return rows
 
     async def _checkpoint_loop(self) -> None:
