@@ -65,6 +65,15 @@ class Tx:
         return await self.connection.execute(query, dict(values or {}))
 
 
+async def _release_as_is(connection: Any) -> None:
+    """asyncpg's pool resets a released connection with a query of its own (unlock advisory
+    locks, CLOSE ALL, UNLISTEN *, RESET ALL): a second round trip for every ingest request's
+    key look-up. It still rolls back an open transaction and drops listeners before calling
+    this; nothing else needs undoing, because pooled connections never take session-level
+    locks (the writer's is transaction-scoped; migrations unlock theirs in `finally`), LISTEN
+    (the hub has its own connections) or SET."""
+
+
 class DB:
     """The server's database: SQLite (default) or PostgreSQL, one interface."""
 
@@ -73,7 +82,7 @@ class DB:
         self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
-            options = {"min_size": 1, "max_size": 10}
+            options = {"min_size": 1, "max_size": 10, "reset": _release_as_is}
         self.database = databases.Database(self.url, **options)
         self._shared: databases.core.Connection | None = None
         self._fast_reader: sqlite3.Connection | None = None
