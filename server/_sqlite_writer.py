@@ -50,6 +50,10 @@ class SqliteWriterConnection:
         # Checkpoints (copying the WAL back into the database) would otherwise run inside our
         # COMMITs; LogWriter runs them on another connection and thread instead.
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Inserts touch the right edge of each index: 16 MB of cache is plenty. The shared 64 MB
+        # (SQLITE_PRAGMAS) filled with index pages took the server to 199 MB during the ingest
+        # benchmark; with 16 MB, 144 MB, at the same throughput.
+        conn.execute("PRAGMA cache_size=-16384")
         self._conn = conn
 
     def close(self) -> None:
