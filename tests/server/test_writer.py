@@ -125,6 +125,35 @@ def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> 
     asyncio.run(go())
 
 
+def test_sqlite_wal_starts_over_under_steady_ingest(tmp_path: Path) -> None:
+    """The once-a-second checkpoint never catches up with a writer that never pauses; the
+    writer finishes it before its next commit so the WAL file starts over instead of growing
+    (the header's checkpoint sequence number counts the restarts)."""
+    path = tmp_path / "wal.db"
+
+    def restarts() -> int:
+        return int.from_bytes((tmp_path / "wal.db-wal").read_bytes()[12:16], "big")
+
+    async def go() -> None:
+        db = DB(f"sqlite:///{path}")
+        await db.connect()
+        await apply_migrations(db)
+        writer = LogWriter(db, max_queue_records=100_000, max_commit_records=2000, batch_retention_hours=1)
+        await writer.start()
+        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "api", "", "a message of some words", None, None,
+               "", "", "", None, "", "", "")
+        before = restarts()
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:  # never let the writer pause
+            await asyncio.gather(*(writer.submit(Batch(1, 1, [row] * 100)) for _ in range(10)))
+        after = restarts()
+        await writer.stop()
+        await db.disconnect()
+        assert after - before >= 2
+
+    asyncio.run(go())
+
+
 def test_a_202_survives_a_crash_of_the_server(settings: Settings, tmp_path: Path) -> None:
     """kill -9 right after the 202: the records are in the database."""
     port = free_port()
