@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.fulltext import BLOCK_WORD_MAX, split_words
+from server.fulltext import BLOCK_WORD_MAX, word_text
 from server.health_rollup import MinuteDelta, merge_minutes, rollup_minutes, spread
 from server.health_store import TOKEN_GET, LatencyCache, postgres_upserts
 from server.ingest_validate import COLUMNS
@@ -24,7 +24,7 @@ from server.ingest_validate import COLUMNS
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["Statement", "Words", "commit_postgres", "copy_groups", "copy_logs", "one_statement", "prepare_words"]
+__all__ = ["Statement", "Words", "commit_postgres", "copy_logs", "copy_records", "one_statement", "prepare_words"]
 
 Row = tuple[Any, ...]
 Statement = tuple[str, list[Any]]  # SQL with $1.. placeholders, and its arguments
@@ -67,16 +67,11 @@ Words = tuple[list[str], set[str]]
 
 
 def prepare_words(rows: list[Row]) -> Words:
-    """Each row's `words` text (' w1 w2 ') and the union of their words. Requests call this
-    for their own rows before queueing them, so the tokenising happens side by side with the
-    commit in progress rather than inside it, under the advisory lock."""
-    texts: list[str] = []
-    union: set[str] = set()
-    for row in rows:
-        found = split_words(row[_MESSAGE])  # repeats are harmless in the text, gone in the union
-        texts.append(f" {' '.join(found)} ")
-        union.update(found)
-    return texts, union
+    """Each row's `words` text (server.fulltext.word_text) and the union of their words.
+    Requests call this for their own rows before queueing them, so the tokenising happens
+    side by side with the commit in progress rather than inside it, under the advisory lock."""
+    texts = [word_text(row[_MESSAGE]) for row in rows]
+    return texts, set(" ".join(texts).split())
 
 
 async def copy_logs(conn: Any, rows: list[Row]) -> None:
@@ -84,22 +79,26 @@ async def copy_logs(conn: Any, rows: list[Row]) -> None:
     by_app: dict[int, list[Row]] = {}
     for row in rows:
         by_app.setdefault(row[_APP_ID], []).append(row)
-    blocks = await copy_groups(conn, [(group, prepare_words(group)) for group in by_app.values()])
+    groups = []
+    for group in by_app.values():
+        texts, union = prepare_words(group)
+        groups.append(([(*row, text) for row, text in zip(group, texts, strict=True)], union))
+    blocks = await copy_records(conn, groups)
     if blocks is not None:
         await conn.execute(blocks[0], *blocks[1])
 
 
-async def copy_groups(conn: Any, groups: list[tuple[list[Row], Words]]) -> Statement | None:
-    """COPY each group's rows (one app's, COLUMNS, ids assigned) into logs with their words;
-    returns the statement adding one word block per app, for the caller to run in the same
-    transaction: a block must never be missing for a committed row (queries trust the blocks
-    to find every match)."""
+async def copy_records(conn: Any, groups: list[tuple[list[Row], set[str]]]) -> Statement | None:
+    """COPY each group's records (one app's rows, COLUMNS then the words text, ids assigned)
+    into logs; returns the statement adding one word block per app (the group's words being
+    the union of its rows'), for the caller to run in the same transaction: a block must never
+    be missing for a committed row (queries trust the blocks to find every match)."""
     records: list[Row] = []
     blocks: dict[int, _Block] = {}
-    for rows, (texts, union) in groups:
+    for rows, union in groups:
         if not rows:
             continue
-        records.extend([(*row, text) for row, text in zip(rows, texts, strict=True)])
+        records.extend(rows)
         app_id = rows[0][_APP_ID]
         first_id, last_id = min(r[_ID] for r in rows), max(r[_ID] for r in rows)
         min_ts, max_ts = min(r[_TS] for r in rows), max(r[_TS] for r in rows)
@@ -140,13 +139,12 @@ async def commit_postgres(
     now: int,
     *,
     lock_key: int,
-    assign_ids: Callable[[list[Batch], int], list[Row]],
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
     latency_cache: LatencyCache | None,
 ) -> list[Row]:
     """Write the batches in one transaction (health aggregates too unless `latency_cache` is
-    None); returns the rows with their new ids. Batches already stored are given to
-    `mark_duplicate`, the others numbered by `assign_ids`.
+    None); returns the rows with their new ids (and their words text after the COLUMNS; each
+    batch's `rows` become these). Batches already stored are given to `mark_duplicate`.
 
     Round trips: BEGIN; the lock with the ids (and the health token); the batch ids (when
     any); COPY; every other write as one statement; COMMIT. Ids are allocated for all rows
@@ -163,8 +161,17 @@ async def commit_postgres(
         rows: list[Row] = []
         parts: list[Statement] = []
         if any(b.rows for b in fresh):
-            rows = assign_ids(fresh, last_id - total + 1)
-            blocks = await copy_groups(conn, [(b.rows, b.words or prepare_words(b.rows)) for b in fresh if b.rows])
+            next_id = last_id - total + 1
+            groups: list[tuple[list[Row], set[str]]] = []
+            for b in fresh:
+                if not b.rows:
+                    continue
+                texts, union = b.words or prepare_words(b.rows)
+                b.rows = [(next_id + i, *row[1:], text) for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
+                next_id += len(b.rows)
+                rows.extend(b.rows)
+                groups.append((b.rows, union))
+            blocks = await copy_records(conn, groups)
             if blocks is not None:
                 parts.append(blocks)
             if latency_cache is not None:

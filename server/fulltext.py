@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BLOCK_WORD_MAX", "like_pattern", "split_words", "words"]
+__all__ = ["BLOCK_WORD_MAX", "like_pattern", "split_words", "word_text", "words"]
 
 _WORD = re.compile(r"[^\W_]+")
 # Longer words are left out of word blocks: a GIN key is at most 2,712 bytes (256 characters
@@ -37,6 +37,14 @@ _ASCII_SEPARATORS = str.maketrans({c: c if c.isalnum() else " " for c in map(chr
 def words(text: str) -> list[str]:
     """The distinct lower-cased words of `text`, in first-seen order."""
     return list(dict.fromkeys(split_words(text)))
+
+
+def word_text(text: str) -> str:
+    """`text`'s lower-cased words with a space (or several) before and after each, so that
+    `LIKE '% w %'` finds word w: PostgreSQL's `logs.words` (see server._pg_writer)."""
+    if text.isascii():
+        return f" {text.lower().translate(_ASCII_SEPARATORS)} "
+    return f" {' '.join(_WORD.findall(text.lower()))} "
 
 
 def split_words(text: str) -> list[str]:

@@ -231,20 +231,10 @@ class LogWriter:
         accepted, rejected = stored if stored else (0, 0)
         batch.future.set_result((accepted, rejected, True))
 
-    def _assign_ids(self, fresh: list[Batch], first_id: int) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
-        next_id = first_id
-        for batch in fresh:
-            numbered = [(next_id + i, *row[1:]) for i, row in enumerate(batch.rows)]
-            next_id += len(numbered)
-            batch.rows = numbered
-            rows.extend(numbered)
-        return rows
-
     async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
         async with self.db.raw() as conn:
             rows = await commit_postgres(
-                conn, batches, now_s(), lock_key=_ADVISORY_KEY, assign_ids=self._assign_ids,
+                conn, batches, now_s(), lock_key=_ADVISORY_KEY,
                 mark_duplicate=self._mark_duplicate,
                 latency_cache=self._latency_cache if self.health_aggregation else None,
             )

@@ -248,10 +248,12 @@ class Hub:
     async def publish_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """The writer's commit listener: committed rows (COLUMNS order), any apps, in id order.
         Never blocks. In-process (`memory://`), apps nobody tails cost nothing."""
+        local_only = not self.backend.shared
+        if local_only and not self._subscribers:
+            return
         by_app: dict[int, list[tuple[Any, ...]]] = {}
         for row in rows:
             by_app.setdefault(int(row[1]), []).append(row)
-        local_only = not self.backend.shared
         for app_id, app_rows in by_app.items():
             if local_only and app_id not in self._subscribers:
                 continue
