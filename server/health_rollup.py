@@ -135,21 +135,9 @@ def merge_minutes(into: MinuteDelta, other: MinuteDelta) -> None:
     for ckey, n in other.counts.items():
         counts[ckey] = counts.get(ckey, 0) + n
     for ekey, (n, last_ts, message) in other.errors.items():
-        found = into.errors.get(ekey)
-        if found is None:
-            into.errors[ekey] = [n, last_ts, message]
-        else:
-            found[0] += n
-            found[1] = max(found[1], last_ts)
+        _add_error(into.errors, ekey, n, last_ts, message)
     for lkey, (n, total, bins) in other.latency.items():
-        found = into.latency.get(lkey)
-        if found is None:
-            into.latency[lkey] = [n, total, dict(bins)]
-        else:
-            found[0] += n
-            found[1] += total
-            for index, count in bins.items():
-                found[2][index] = found[2].get(index, 0) + count
+        _add_latency(into.latency, lkey, n, total, bins)
     for skey, at in other.services.items():
         if at > into.services.get(skey, -1):
             into.services[skey] = at
@@ -169,35 +157,35 @@ def spread(minutes: MinuteDelta) -> HealthDelta:
             counts[ckey] = counts.get(ckey, 0) + n
     for (app_id, minute, service, print_), (n, last_ts, message) in minutes.errors.items():
         for res, start in _spread(minute * 60):
-            ekey = (app_id, res, service, start, print_)
-            found = delta.errors.get(ekey)
-            if found is None:
-                delta.errors[ekey] = [n, last_ts, message]
-            else:
-                found[0] += n
-                found[1] = max(found[1], last_ts)
-    per_minute = dict(minutes.latency)
+            _add_error(delta.errors, (app_id, res, service, start, print_), n, last_ts, message)
+    all_routes: dict[tuple[int, int, str, str], list[Any]] = {}
     for (app_id, minute, service, _), (n, total, bins) in minutes.latency.items():
-        key = (app_id, minute, service, ALL_ROUTES)
-        found = per_minute.get(key)
-        if found is None:
-            per_minute[key] = found = [0, 0, {}]
+        _add_latency(all_routes, (app_id, minute, service, ALL_ROUTES), n, total, bins)
+    for (app_id, minute, service, route), (n, total, bins) in (*minutes.latency.items(), *all_routes.items()):
+        for res, start in _spread(minute * 60):
+            _add_latency(delta.latency, (app_id, res, service, route, start), n, total, bins)
+    return delta
+
+
+def _add_error(table: dict[Any, list[Any]], key: Any, n: int, last_ts: int, message: str) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = [n, last_ts, message]
+    else:
+        found[0] += n
+        found[1] = max(found[1], last_ts)
+
+
+def _add_latency(table: dict[Any, list[Any]], key: Any, n: int, total: int, bins: dict[int, int]) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = [n, total, dict(bins)]
+    else:
         found[0] += n
         found[1] += total
+        hist = found[2]
         for index, count in bins.items():
-            found[2][index] = found[2].get(index, 0) + count
-    for (app_id, minute, service, route), (n, total, bins) in per_minute.items():
-        for res, start in _spread(minute * 60):
-            lkey = (app_id, res, service, route, start)
-            found = delta.latency.get(lkey)
-            if found is None:
-                delta.latency[lkey] = [n, total, dict(bins)]
-            else:
-                found[0] += n
-                found[1] += total
-                for index, count in bins.items():
-                    found[2][index] = found[2].get(index, 0) + count
-    return delta
+            hist[index] = hist.get(index, 0) + count
 
 
 def _errors(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
