@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,17 @@ from server.writer import Batch, LogWriter, WriterOverloaded
 from tests.conftest import LiveApp, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.asynccontextmanager
+async def _migrated(url: str) -> AsyncIterator[DB]:
+    db = DB(url)
+    await db.connect()
+    try:
+        await apply_migrations(db)
+        yield db
+    finally:
+        await db.disconnect()
 
 
 def _logs(prefix: str, n: int) -> list[dict[str, Any]]:
@@ -46,20 +59,17 @@ def test_concurrent_ingest_requests_all_commit_without_lock_errors(live_server: 
 
 def test_queue_bound_refuses_with_overloaded_and_then_commits(settings: Settings) -> None:
     async def go() -> None:
-        db = DB(settings.database_url)
-        await db.connect()
-        await apply_migrations(db)
-        writer = LogWriter(db, max_queue_records=10, max_commit_records=100, batch_retention_hours=1)
-        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-        first = writer.submit(Batch(1, 1, [row] * 8))
-        with pytest.raises(WriterOverloaded):
-            writer.submit(Batch(1, 1, [row] * 5))
-        assert writer.stats["overloaded"] == 1
-        await writer.start()
-        assert await first == (8, 0, False)
-        await writer.stop()
-        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 8
-        await db.disconnect()
+        async with _migrated(settings.database_url) as db:
+            writer = LogWriter(db, max_queue_records=10, max_commit_records=100, batch_retention_hours=1)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+            first = writer.submit(Batch(1, 1, [row] * 8))
+            with pytest.raises(WriterOverloaded):
+                writer.submit(Batch(1, 1, [row] * 5))
+            assert writer.stats["overloaded"] == 1
+            await writer.start()
+            assert await first == (8, 0, False)
+            await writer.stop()
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 8
 
     asyncio.run(go())
 
@@ -68,59 +78,53 @@ def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) ->
     """Commits overlap (SQLite runs two in flight): listeners still see ids in increasing
     order, every request gets its answer, and a failing commit fails only its own batches."""
     async def go() -> None:
-        db = DB(settings.database_url)
-        await db.connect()
-        await apply_migrations(db)
-        writer = LogWriter(db, max_queue_records=100_000, max_commit_records=10, batch_retention_hours=1)
-        seen: list[list[int]] = []
+        async with _migrated(settings.database_url) as db:
+            writer = LogWriter(db, max_queue_records=100_000, max_commit_records=10, batch_retention_hours=1)
+            seen: list[list[int]] = []
 
-        async def listener(rows: list[tuple[Any, ...]]) -> None:
-            seen.append([row[0] for row in rows])
-            await asyncio.sleep(0)
-
-        writer.listeners.append(listener)
-        await writer.start()
-        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-        bad = (*row[:8], None, *row[9:])  # message NOT NULL: the database refuses this commit
-        futures = []
-        for i in range(60):
-            futures.append(writer.submit(Batch(1, 1, [bad if i == 17 else row] * 10)))
-            if i % 7 == 0:
+            async def listener(rows: list[tuple[Any, ...]]) -> None:
+                seen.append([row[0] for row in rows])
                 await asyncio.sleep(0)
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        await writer.stop()
-        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
-        assert failed == [17]
-        assert all(r == (10, 0, False) for i, r in enumerate(results) if i != 17)
-        ids = [i for commit in seen for i in commit]
-        assert ids == sorted(ids) and len(ids) == len(set(ids)) == 590
-        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 590
-        assert writer.stats["failed_commits"] == 1
-        await db.disconnect()
+
+            writer.listeners.append(listener)
+            await writer.start()
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+            bad = (*row[:8], None, *row[9:])  # message NOT NULL: the database refuses this commit
+            futures = []
+            for i in range(60):
+                futures.append(writer.submit(Batch(1, 1, [bad if i == 17 else row] * 10)))
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            await writer.stop()
+            failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+            assert failed == [17]
+            assert all(r == (10, 0, False) for i, r in enumerate(results) if i != 17)
+            ids = [i for commit in seen for i in commit]
+            assert ids == sorted(ids) and len(ids) == len(set(ids)) == 590
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 590
+            assert writer.stats["failed_commits"] == 1
 
     asyncio.run(go())
 
 
 def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> None:
     async def go() -> None:
-        db = DB(settings.database_url)
-        await db.connect()
-        await apply_migrations(db)
-        writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
-        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-        first = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
-        other = writer.submit(Batch(1, 1, [row] * 2, 0, "another"))
-        again = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
-        await writer.start()  # all three are queued: one commit
-        assert await first == (3, 1, False)
-        assert await other == (2, 0, False)
-        assert await again == (3, 1, True)
-        later = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
-        assert await later == (3, 1, True)
-        await writer.stop()
-        assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 5
-        assert writer.stats["commits"] == 2
-        await db.disconnect()
+        async with _migrated(settings.database_url) as db:
+            writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+            first = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+            other = writer.submit(Batch(1, 1, [row] * 2, 0, "another"))
+            again = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+            await writer.start()  # all three are queued: one commit
+            assert await first == (3, 1, False)
+            assert await other == (2, 0, False)
+            assert await again == (3, 1, True)
+            later = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+            assert await later == (3, 1, True)
+            await writer.stop()
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 5
+            assert writer.stats["commits"] == 2
 
     asyncio.run(go())
 
@@ -135,20 +139,17 @@ def test_sqlite_wal_starts_over_under_steady_ingest(tmp_path: Path) -> None:
         return int.from_bytes((tmp_path / "wal.db-wal").read_bytes()[12:16], "big")
 
     async def go() -> None:
-        db = DB(f"sqlite:///{path}")
-        await db.connect()
-        await apply_migrations(db)
-        writer = LogWriter(db, max_queue_records=100_000, max_commit_records=2000, batch_retention_hours=1)
-        await writer.start()
-        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "api", "", "a message of some words", None, None,
-               "", "", "", None, "", "", "")
-        before = restarts()
-        deadline = time.monotonic() + 3.5
-        while time.monotonic() < deadline:  # never let the writer pause
-            await asyncio.gather(*(writer.submit(Batch(1, 1, [row] * 100)) for _ in range(10)))
-        after = restarts()
-        await writer.stop()
-        await db.disconnect()
+        async with _migrated(f"sqlite:///{path}") as db:
+            writer = LogWriter(db, max_queue_records=100_000, max_commit_records=2000, batch_retention_hours=1)
+            await writer.start()
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "api", "", "a message of some words", None, None,
+                   "", "", "", None, "", "", "")
+            before = restarts()
+            deadline = time.monotonic() + 3.5
+            while time.monotonic() < deadline:  # never let the writer pause
+                await asyncio.gather(*(writer.submit(Batch(1, 1, [row] * 100)) for _ in range(10)))
+            after = restarts()
+            await writer.stop()
         assert after - before >= 2
 
     asyncio.run(go())
