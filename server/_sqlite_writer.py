@@ -42,8 +42,8 @@ class SqliteWriterConnection:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        # Set by LogWriter's checkpoint loop when its checkpoint could not copy everything: the
-        # next commit first copies the rest, so that the WAL starts over (see _checkpoint_loop).
+        # Set by LogWriter's checkpoint loop after each of its checkpoints: the next commit first
+        # copies what was written meanwhile, so that the WAL starts over (see _checkpoint_loop).
         self.finish_checkpoint = False
         self._latency_cache = LatencyCache()
 
@@ -52,7 +52,8 @@ class SqliteWriterConnection:
         for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         # Checkpoints (copying the WAL back into the database) would otherwise run inside our
-        # COMMITs; LogWriter runs them on another connection and thread instead.
+        # COMMITs; LogWriter runs them on another connection and thread instead, and this
+        # connection only copies the small remainder (see `finish_checkpoint`).
         conn.execute("PRAGMA wal_autocheckpoint=0")
         # Inserts touch the right edge of each index: 16 MB of cache is plenty. The shared 64 MB
         # (SQLITE_PRAGMAS) filled with index pages took the server to 199 MB during the ingest
