@@ -121,9 +121,9 @@ class LatencyCache:
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Rows to write, (appended, rewritten), all with the delta's requests and total to add.
         Mostly the delta's own histogram, appended to the stored one: encoding every touched
-        bucket's whole histogram each commit cost the SQLite writer 1.5 us per row. Every
-        APPEND_MAX appends (or when the stored row was just read) the key's whole histogram,
-        kept here, is written instead."""
+        bucket's whole histogram each commit cost the SQLite writer 1.5 us per row. After
+        APPEND_MAX appends to a key (counting those found in a stored row read back), the key's
+        whole histogram, kept here, is written instead."""
         appends, rewrites = [], []
         for key, (requests, total_us, bins) in delta.latency.items():
             row = self.rows.get(key)
