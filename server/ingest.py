@@ -14,9 +14,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server._pg_writer import prepare_words
 from server.apps import verify_ingest_key
 from server.errors import ApiError
-from server._pg_writer import prepare_words
 from server.health_rollup import rollup_minutes
 from server.ingest_validate import Limits, RecordError, validate_record
 from server.security import API_KEY_RE, now_us

@@ -61,7 +61,7 @@ class Batch:
     # writer, the one serial step of ingest, only merges them; None: the writer computes them.
     health: MinuteDelta | None = None
     # PostgreSQL: the rows' keyword data (server._pg_writer.prepare_words), likewise off the writer.
-    words: tuple[list[str], set[str]] | None = None
+    words: list[str] | None = None
     future: asyncio.Future[tuple[int, int, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # result: (accepted, rejected, duplicate)
 
