@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from server.fulltext import BLOCK_WORD_MAX, word_text
-from server.health_rollup import MinuteDelta, merge_minutes, rollup_minutes, spread
+from server.health_rollup import rollup_batches
 from server.health_store import TOKEN_GET, LatencyCache, postgres_upserts
 from server.ingest_validate import COLUMNS
 
@@ -171,10 +171,8 @@ async def commit_postgres(
             if blocks is not None:
                 parts.append(blocks)
             if latency_cache is not None:
-                minutes = MinuteDelta()
-                for b in fresh:
-                    merge_minutes(minutes, b.health if b.health is not None else rollup_minutes(b.rows))
-                parts.extend(await postgres_upserts(conn, spread(minutes), latency_cache, token))
+                health = rollup_batches((b.rows, b.health) for b in fresh)
+                parts.extend(await postgres_upserts(conn, health, latency_cache, token))
         if fresh:
             parts.append(("UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])",
                           [now, sorted({b.key_id for b in fresh})]))

@@ -15,7 +15,7 @@ import orjson
 
 from server._sqlite_bulk import execute_rows
 from server.db import SQLITE_PRAGMAS
-from server.health_rollup import HealthDelta, MinuteDelta, merge_minutes, rollup_minutes, spread
+from server.health_rollup import MinuteDelta, rollup_batches
 from server.health_store import LatencyCache, write_sqlite
 from server.ingest_validate import COLUMNS
 
@@ -26,16 +26,6 @@ WAL_KEEP_BYTES = 64 * 1024 * 1024
 _INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
 # (app_id, key_id, batch_id, accepted, rejected, rows, report, health aggregates of the rows or None)
 BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "MinuteDelta | None"]
-
-
-def _health_of(batches: list[BatchSpec], fresh: list[int]) -> HealthDelta:
-    """The health aggregates of the fresh (not duplicate) batches: merged from the requests'
-    own roll-ups (computed off this thread), rolled up here for a batch that came without."""
-    total = MinuteDelta()
-    for index in fresh:
-        delta = batches[index][7]
-        merge_minutes(total, delta if delta is not None else rollup_minutes(batches[index][5]))
-    return spread(total)
 
 
 class SqliteWriterConnection:
@@ -112,7 +102,7 @@ class SqliteWriterConnection:
                     (first_id, next_id),
                 )
                 if health:
-                    write_sqlite(conn, _health_of(batches, fresh), self._latency_cache)
+                    write_sqlite(conn, rollup_batches((batches[i][5], batches[i][7]) for i in fresh), self._latency_cache)
             key_ids = sorted({batches[i][1] for i in fresh})
             if key_ids:
                 conn.execute(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from server.health_sketch import bin_of
 
 __all__ = [
     "ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "MinuteDelta", "fingerprint", "merge_minutes",
-    "request_route", "rollup", "rollup_minutes", "spread",
+    "request_route", "rollup", "rollup_batches", "rollup_minutes", "spread",
 ]
 
 RESOLUTIONS = (60, 3600, 86400)
@@ -127,6 +128,15 @@ def rollup_minutes(rows: list[tuple[Any, ...]]) -> MinuteDelta:
     _errors(delta, errors)
     _latency(delta, timed)
     return delta
+
+
+def rollup_batches(batches: Iterable[tuple[list[tuple[Any, ...]], MinuteDelta | None]]) -> HealthDelta:
+    """A commit's aggregates from its batches, (rows, the request's own roll-up or None): the
+    requests' roll-ups added up (rolled up here for a batch that came without), spread once."""
+    total = MinuteDelta()
+    for rows, delta in batches:
+        merge_minutes(total, delta if delta is not None else rollup_minutes(rows))
+    return spread(total)
 
 
 def merge_minutes(into: MinuteDelta, other: MinuteDelta) -> None:

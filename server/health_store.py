@@ -84,7 +84,7 @@ _PG_LATENCY = ("SELECT app_id, res, service, route, start_s, requests, total_us,
                f"AS k({', '.join(_LATENCY_KEY)}) USING ({', '.join(_LATENCY_KEY)})")
 
 
-_TOKEN_GET = "SELECT token FROM health_writer WHERE id = 1"
+TOKEN_GET = "SELECT token FROM health_writer WHERE id = 1"
 _TOKEN_SET = "INSERT INTO health_writer (id, token) VALUES (1, {p}) ON CONFLICT (id) DO UPDATE SET token = excluded.token"
 
 
@@ -160,7 +160,7 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCac
             head, tail = _SQLITE_SQL[name]
             execute_rows(conn, head, rows, " " + tail)
     if delta.latency:
-        token = cache.check((conn.execute(_TOKEN_GET).fetchone() or (None,))[0])
+        token = cache.check((conn.execute(TOKEN_GET).fetchone() or (None,))[0])
         stored = {}
         for key in delta.latency:
             if key not in cache.rows:
@@ -172,9 +172,6 @@ def write_sqlite(conn: sqlite3.Connection, delta: HealthDelta, cache: LatencyCac
                 head, tail = _SQLITE_SQL[name]
                 execute_rows(conn, head, rows, " " + tail)
         conn.execute(_TOKEN_SET.format(p="?"), (token,))
-
-
-TOKEN_GET = _TOKEN_GET
 
 
 async def postgres_upserts(
