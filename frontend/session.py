@@ -36,7 +36,7 @@ def readable(exc: Exception) -> str:
 async def app_health(db: Any, app_id: int) -> str:
     """The app's status by the health rule (server.health_status, docs/health.md), as the dot's
     states: "ok" (healthy), "errors" (degraded or failing) or "silent"."""
-    status = await app_status(runtime.resources()["health_reader"], runtime.settings(), app_id)
+    status = await app_status(await runtime.resources()["health_reader"].fresh(), runtime.settings(), app_id)
     return {"healthy": "ok", "silent": "silent"}.get(status, "errors")
 
 

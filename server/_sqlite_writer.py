@@ -15,7 +15,8 @@ import orjson
 
 from server._sqlite_bulk import execute_rows
 from server.db import SQLITE_PRAGMAS
-from server.health_rollup import MinuteDelta, rollup_batches
+from server.health_pending import READ_BACK, WATERMARK_GET, WATERMARK_SET, FlushPlan, PendingHealth, Segment
+from server.health_rollup import MinuteDelta, rollup_minutes, spread
 from server.health_store import LatencyCache, write_sqlite
 from server.ingest_validate import COLUMNS
 
@@ -26,6 +27,11 @@ WAL_KEEP_BYTES = 64 * 1024 * 1024
 _INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
 # (app_id, key_id, batch_id, accepted, rejected, rows, report, health aggregates of the rows or None)
 BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "MinuteDelta | None"]
+# Ids never go back below the health watermark, even after the newest rows were deleted.
+_NEXT_ID = f"SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), {WATERMARK_GET}) + 1"
+_WATERMARK = f"SELECT {WATERMARK_GET}"
+_SET_WATERMARK = WATERMARK_SET.format(p="?")
+_READ_BACK = READ_BACK.format(attributes="attributes", lo="?", hi="?", limit="?")
 
 
 class SqliteWriterConnection:
@@ -36,6 +42,8 @@ class SqliteWriterConnection:
         # copies what was written meanwhile, so that the WAL starts over (see _checkpoint_loop).
         self.finish_checkpoint = False
         self._latency_cache = LatencyCache()
+        # Roll-ups of this writer's commits since its last flush (server.health_pending).
+        self.pending = PendingHealth()
 
     def open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -60,10 +68,12 @@ class SqliteWriterConnection:
             self._conn = None
 
     def commit(
-        self, batches: list[BatchSpec], now: int, health: bool = False
+        self, batches: list[BatchSpec], now: int, health: bool = False, flush: bool = False
     ) -> tuple[list[tuple[Any, ...]], dict[int, tuple[int, int]]]:
-        """Write the batches in one transaction (with their health aggregates when `health`).
-        Returns (rows with their new ids, duplicates by batch index)."""
+        """Write the batches in one transaction. With `health`, their roll-ups join `pending`;
+        with `flush`, the health tables are brought up to this commit (server.health_pending;
+        without `health`, only the watermark moves). Returns (rows with their new ids,
+        duplicates by batch index)."""
         conn = self._conn
         assert conn is not None
         if self.finish_checkpoint:
@@ -88,7 +98,7 @@ class SqliteWriterConnection:
                         duplicates[index] = (int(stored[0]), int(stored[1])) if stored else (0, 0)
                         continue
                 fresh.append(index)
-            (next_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM logs").fetchone()
+            (next_id,) = conn.execute(_NEXT_ID).fetchone()
             first_id = next_id
             rows: list[tuple[Any, ...]] = []
             for index in fresh:
@@ -101,8 +111,6 @@ class SqliteWriterConnection:
                     "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id < ?",
                     (first_id, next_id),
                 )
-                if health:
-                    write_sqlite(conn, rollup_batches((batches[i][5], batches[i][7]) for i in fresh), self._latency_cache)
             key_ids = sorted({batches[i][1] for i in fresh})
             if key_ids:
                 conn.execute(
@@ -112,8 +120,36 @@ class SqliteWriterConnection:
                        for i in fresh if batches[i][6]]
             if reports:
                 execute_rows(conn, "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report)", reports)
+            own: Segment | None = None
+            if rows and health:
+                own = (first_id, next_id - 1, [
+                    delta if delta is not None else rollup_minutes(batch_rows)
+                    for _, _, _, _, _, batch_rows, _, delta in (batches[i] for i in fresh) if batch_rows
+                ])
+            covered = self._flush(conn, next_id - 1, own, health) if flush else None
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if covered is not None:
+            self.pending.forget(covered)
+        if own is not None and (covered is None or own[1] > covered):
+            self.pending.add(*own)
         return rows, duplicates
+
+    def _flush(self, conn: sqlite3.Connection, upto: int, own: Segment | None, health: bool) -> int:
+        """Inside the commit: count the ids after the watermark up to `upto` into the health
+        tables and move the watermark; returns how far it got."""
+        (watermark,) = conn.execute(_WATERMARK).fetchone()
+        if not health:
+            covered = max(watermark, upto)
+        else:
+            plan = FlushPlan(self.pending.segments(watermark, upto, own), watermark)
+            for lo, hi, limit in plan.reads():
+                plan.got(conn.execute(_READ_BACK, (lo, hi, limit)).fetchall())
+            covered = plan.covered
+            if covered > watermark:
+                write_sqlite(conn, spread(plan.delta()), self._latency_cache)
+        if covered > watermark:
+            conn.execute(_SET_WATERMARK, (covered,))
+        return int(covered)

@@ -89,6 +89,7 @@ def build_state(settings: Settings) -> dict[str, Any]:
             max_commit_records=settings.ingest_commit_max_records,
             batch_retention_hours=settings.ingest_batch_retention_hours,
             health_aggregation=settings.health_aggregation,
+            health_flush_s=settings.health_flush_seconds,
         ),
         "health_reader": HealthReader(db),
         "hub": create_hub(
@@ -124,6 +125,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         try:
             state["writer"].listeners.append(state["hub"].publish_rows)
             await state["writer"].start()
+            state["health_reader"].catch_up = state["writer"].flush_health
             log.info("database %s ready", hide_password(db.url))
             try:
                 async with health_running(state["health_reader"], db, settings):

@@ -40,7 +40,7 @@ MAX_WINDOW_MINUTES = 1440
 async def _app(request: Request) -> tuple[int, HealthReader]:
     principal = await _caller(request)
     app = await apps.get_app(request.state.db, principal.user, request.path_params["app_id"])
-    return int(app["id"]), request.state.health_reader
+    return int(app["id"]), await request.state.health_reader.fresh()
 
 
 def _services(request: Request) -> list[str]:

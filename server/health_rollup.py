@@ -2,9 +2,9 @@
 
 `rollup(rows)` counts the committed rows per (app, minute, service, level), request
 durations per (app, minute, service, route) with their histogram bins, and error messages
-per fingerprint, then adds each minute into its hour and day (UTC). The writer applies the
-result inside its commit transaction (`server.health_store`), so the aggregates always
-match the stored rows.
+per fingerprint, then adds each minute into its hour and day (UTC). Requests roll up their own
+rows per minute (`rollup_minutes`); writers add those up and write them now and then, inside a
+commit (`server.health_pending`, `server.health_store`), so the aggregates match the stored rows.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable
+from math import floor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from server.health_sketch import bin_of
+from server.health_sketch import BINS_PER_DOUBLING, MIN_MS, bin_of
 
 __all__ = [
     "ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "MinuteDelta", "fingerprint", "merge_minutes",
-    "request_route", "rollup", "rollup_batches", "rollup_minutes", "spread",
+    "request_route", "rollup", "rollup_minutes", "spread",
 ]
 
 RESOLUTIONS = (60, 3600, 86400)
@@ -32,6 +32,8 @@ ROUTE_MAX = 200
 FINGERPRINT_MAX = 200
 MESSAGE_MAX = 500
 _MINUTE_US = 60_000_000
+_MIN_BIN = bin_of(MIN_MS)
+_MAX_MS = 10**300  # larger integers would not convert to a float
 # Numbers, hex ids and UUIDs vary between otherwise identical messages.
 _VARIABLE = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
@@ -72,15 +74,6 @@ def _route_key(route: Any, method: Any, path: Any) -> str:
         route = _PATH_ID.sub("{id}", path) if isinstance(path, str) and path else "?"
     key = f"{method} {route}" if isinstance(method, str) and method else route
     return key[:ROUTE_MAX] if key != ALL_ROUTES else "(*)"
-
-
-def _duration(attributes: Any) -> float | None:
-    if not isinstance(attributes, dict):
-        return None
-    value = attributes.get("duration_ms")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
 
 
 def _spread(minute_start: int) -> tuple[tuple[int, int], ...]:
@@ -128,15 +121,6 @@ def rollup_minutes(rows: list[tuple[Any, ...]]) -> MinuteDelta:
     _errors(delta, errors)
     _latency(delta, timed)
     return delta
-
-
-def rollup_batches(batches: Iterable[tuple[list[tuple[Any, ...]], MinuteDelta | None]]) -> HealthDelta:
-    """A commit's aggregates from its batches, (rows, the request's own roll-up or None): the
-    requests' roll-ups added up (rolled up here for a batch that came without), spread once."""
-    total = MinuteDelta()
-    for rows, delta in batches:
-        merge_minutes(total, delta if delta is not None else rollup_minutes(rows))
-    return spread(total)
 
 
 def merge_minutes(into: MinuteDelta, other: MinuteDelta) -> None:
@@ -211,23 +195,34 @@ def _errors(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _latency(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
-    per_minute = delta.latency
+    """Request durations: rows whose attributes mention duration_ms (one loop, no calls but
+    the cached route key: this runs for every request record)."""
+    per_minute, routes = delta.latency, delta.routes
+    get_minute, get_route, loads, route_key, log2 = per_minute.get, routes.get, orjson.loads, _route_key, math.log2
     for row in rows:
-        attributes = orjson.loads(row[9])
-        duration = _duration(attributes)
-        if duration is None:
+        attributes = loads(row[9])
+        if attributes.__class__ is not dict:
             continue
-        app_id, service = row[1], row[6]
-        route = request_route(attributes)
-        at = min(row[2], row[3])
+        get = attributes.get
+        duration: Any = get("duration_ms")
+        kind = duration.__class__
+        if kind is int:
+            if duration < 0 or duration > _MAX_MS:
+                continue
+        elif kind is not float or not 0 <= duration < math.inf:
+            continue  # a bool, a string, a negative number ...
+        app_id, ts, received, service = row[1], row[2], row[3], row[6]
+        route = route_key(get("route"), get("method"), get("path"))
+        at = ts if ts < received else received  # noqa: FURB136
         rkey = (app_id, service, route)
-        if at > delta.routes.get(rkey, -1):
-            delta.routes[rkey] = at
-        index = bin_of(duration)
-        key = (app_id, row[2] // _MINUTE_US, service, route)
-        found = per_minute.get(key)
+        if at > get_route(rkey, -1):
+            routes[rkey] = at
+        key = (app_id, ts // _MINUTE_US, service, route)
+        found = get_minute(key)
         if found is None:
             per_minute[key] = found = [0, 0, {}]
         found[0] += 1
         found[1] += round(duration * 1000)
-        found[2][index] = found[2].get(index, 0) + 1
+        index = floor(log2(duration) * BINS_PER_DOUBLING) if duration > MIN_MS else _MIN_BIN  # = bin_of
+        bins = found[2]
+        bins[index] = bins.get(index, 0) + 1

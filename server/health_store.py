@@ -14,9 +14,10 @@ is serialised (BEGIN IMMEDIATE on SQLite, the writer's advisory lock on PostgreS
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from server.health_rollup import HealthDelta
 from server.health_sketch import appended, decode, encode
 
 __all__ = ["TOKEN_GET", "HealthReader", "LatencyCache", "postgres_upserts", "write_sqlite"]
+
+log = logging.getLogger("server.health")
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,18 @@ class HealthReader:
         self.dialect = db.dialect
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        # The log writer's flush_health: the aggregates it keeps in memory get written first.
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
+
+    async def fresh(self) -> HealthReader:
+        """This reader, once the health tables count every log committed so far (if the flush
+        fails, what is stored is read, and the failure logged)."""
+        if self.catch_up is not None:
+            try:
+                await self.catch_up()
+            except Exception as exc:
+                log.warning("health aggregates not flushed before a read: %s", exc)
+        return self
 
     async def open(self) -> None:
         if self.dialect == "sqlite":

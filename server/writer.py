@@ -8,6 +8,9 @@ are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite
 advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
 the live tail's resume depends on that.
 
+Health aggregates: each commit's roll-ups wait in memory and are written about once a second
+(`health_flush_s`) or when `flush_health` is awaited, inside a commit (server.health_pending).
+
 Bound: at most `max_queue_records` records wait (plus those of the commits in progress: at
 most two of `max_commit_records`); `submit` raises `WriterOverloaded` past it (the request
 answers 503 with Retry-After and nothing of it is stored).
@@ -28,6 +31,7 @@ from typing import Any
 from server._pg_writer import commit_postgres
 from server._sqlite_writer import SqliteWriterConnection
 from server.db import DB
+from server.health_pending import PendingHealth
 from server.health_rollup import MinuteDelta
 from server.health_store import LatencyCache
 from server.security import now_s
@@ -36,8 +40,10 @@ __all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterSt
 
 log = logging.getLogger("server.writer")
 CommitListener = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
-# (batches, rows committed with their ids, duplicates by batch index, the error if it failed)
-_SqliteResult = tuple[list["Batch"], list[tuple[Any, ...]], dict[int, tuple[int, int]], "Exception | None"]
+# (batches, rows committed with their ids, duplicates by batch index, the error if it failed, flush waiters)
+_SqliteResult = tuple[
+    list["Batch"], list[tuple[Any, ...]], dict[int, tuple[int, int]], "Exception | None", list["asyncio.Future[None]"]
+]
 _ADVISORY_KEY = 7_301_955_002
 
 
@@ -69,12 +75,15 @@ class Batch:
 class LogWriter:
     def __init__(
         self, db: DB, *, max_queue_records: int, max_commit_records: int, batch_retention_hours: int,
-        health_aggregation: bool = True,
+        health_aggregation: bool = True, health_flush_s: float = 1.0,
     ) -> None:
         self.db = db
-        # Health aggregates (server.health_rollup) are upserted in the same transaction as the rows.
+        # Health aggregates (server.health_rollup): kept in memory, written by a commit now and then.
         self.health_aggregation = health_aggregation
+        self.health_flush_s = health_flush_s
         self._latency_cache = LatencyCache()
+        self._pending = PendingHealth()  # PostgreSQL's; SQLite's belongs to its writer connection
+        self._flush_waiters: list[asyncio.Future[None]] = []
         self.max_queue_records = max_queue_records
         self.max_commit_records = max_commit_records
         self.batch_retention_s = batch_retention_hours * 3600
@@ -98,6 +107,11 @@ class LogWriter:
     def queued_records(self) -> int:
         return self._queued_records
 
+    @property
+    def pending_health(self) -> PendingHealth:
+        """The roll-ups of commits not yet in the health tables (the SQLite writer thread's own)."""
+        return self._sqlite_conn.pending if self._sqlite_conn is not None else self._pending
+
     async def start(self) -> None:
         if self.db.dialect == "sqlite":
             # Its own connection and thread: queries on the shared connection never queue behind a commit.
@@ -113,7 +127,12 @@ class LogWriter:
             self._task = asyncio.create_task(self._run_postgres(), name="log-writer")
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit what is queued, write the pending health aggregates, then stop."""
+        if self._task is not None and not self._stopping:
+            try:
+                await self.flush_health()
+            except Exception as exc:  # the next start reads the rows back (server.health_pending)
+                log.warning("could not write the pending health aggregates: %s", exc)
         self._stopping = True
         self._wakeup.set()
         with self._has_work:
@@ -147,6 +166,23 @@ class LogWriter:
         self._wakeup.set()
         return batch.future
 
+    async def flush_health(self) -> None:
+        """Return once the health tables count every log committed before the call: the
+        writer's next commit (an empty one when nothing is queued) flushes. Raises the
+        database's error if that commit failed."""
+        if not self.health_aggregation or self._task is None or self._stopping:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._has_work:
+            self._flush_waiters.append(waiter)
+            self._has_work.notify()
+        self._wakeup.set()
+        await waiter
+
+    def _flush_due(self, last_flush: float) -> float:
+        """Seconds until the next timed flush (<= 0: now)."""
+        return last_flush + self.health_flush_s - time.monotonic()
+
     def _take(self) -> list[Batch]:
         taken: list[Batch] = []
         count = 0
@@ -164,48 +200,73 @@ class LogWriter:
         afterwards (when the loop started each commit, the writer sat idle 17% of the time)."""
         writer = self._sqlite_conn
         assert writer is not None, "start() opens the SQLite writer"
+        last_flush = time.monotonic()
         while True:
             with self._has_work:
-                while not self._queue and not self._stopping:
-                    self._has_work.wait()
-                if not self._queue:
-                    break  # stopping, and everything queued is committed
+                while not self._queue and not self._flush_waiters and not self._stopping:
+                    wait = self._flush_due(last_flush) if writer.pending else None
+                    if wait is not None and wait <= 0:
+                        break  # idle with roll-ups waiting: an empty commit writes them
+                    self._has_work.wait(wait)
+                if self._stopping and not self._queue and not self._flush_waiters:
+                    break  # everything queued is committed
+                waiters, self._flush_waiters = self._flush_waiters, []
             self._undelivered.acquire()  # bound: results of two commits wait for the loop, at most
             batches = self._take()
             specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.health) for b in batches]
+            flush = bool(waiters) or self._flush_due(last_flush) <= 0
             try:
-                rows, duplicates = writer.commit(specs, now_s(), self.health_aggregation)
-                result: _SqliteResult = (batches, rows, duplicates, None)
+                rows, duplicates = writer.commit(specs, now_s(), self.health_aggregation, flush)
+                result: _SqliteResult = (batches, rows, duplicates, None, waiters)
+                if flush:
+                    last_flush = time.monotonic()
             except Exception as exc:
-                result = (batches, [], {}, exc)
+                result = (batches, [], {}, exc, waiters)
             loop.call_soon_threadsafe(self._results.put_nowait, result)
         loop.call_soon_threadsafe(self._results.put_nowait, None)
 
     async def _deliver_sqlite(self) -> None:
         while (result := await self._results.get()) is not None:
             self._undelivered.release()
-            batches, rows, duplicates, error = result
+            batches, rows, duplicates, error, waiters = result
             for index, stored in duplicates.items():
                 self._mark_duplicate(batches[index], stored)
-            await self._finish(batches, rows, error)
+            await self._finish(batches, rows, error, waiters)
 
     async def _run_postgres(self) -> None:
+        last_flush = time.monotonic()
         while True:
-            if not self._queue:
+            if not self._queue and not self._flush_waiters:
                 if self._stopping:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+                wait = self._flush_due(last_flush) if self._pending else None
+                if wait is None or wait > 0:
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), wait)
+                    continue
+            waiters, self._flush_waiters = self._flush_waiters, []
             batches = self._take()
+            flush = bool(waiters) or self._flush_due(last_flush) <= 0
             try:
-                rows, error = await self._commit_postgres(batches), None
+                rows, error = await self._commit_postgres(batches, flush), None
+                if flush:
+                    last_flush = time.monotonic()
             except Exception as exc:
                 rows, error = [], exc
-            await self._finish(batches, rows, error)
+            await self._finish(batches, rows, error, waiters)
 
-    async def _finish(self, batches: list[Batch], committed: list[tuple[Any, ...]], error: Exception | None) -> None:
+    async def _finish(
+        self, batches: list[Batch], committed: list[tuple[Any, ...]], error: Exception | None,
+        waiters: list[asyncio.Future[None]],
+    ) -> None:
         """Answer the requests of one commit, then hand its rows to the listeners (in commit order)."""
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
         if error is not None:  # the database failed: every waiting request gets the error
             self.stats["failed_commits"] += 1
             log.error("log commit failed: %s", error)
@@ -213,7 +274,7 @@ class LogWriter:
                 if not batch.future.done():
                     batch.future.set_exception(error)
             return
-        self.stats["commits"] += 1
+        self.stats["commits"] += bool(batches)  # not the empty ones that only write health aggregates
         self.stats["records"] += len(committed)
         for batch in batches:
             if not batch.future.done():
@@ -231,13 +292,18 @@ class LogWriter:
         accepted, rejected = stored if stored else (0, 0)
         batch.future.set_result((accepted, rejected, True))
 
-    async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
+    async def _commit_postgres(self, batches: list[Batch], flush: bool) -> list[tuple[Any, ...]]:
         async with self.db.raw() as conn:
-            rows = await commit_postgres(
+            rows, own, covered = await commit_postgres(
                 conn, batches, now_s(), lock_key=_ADVISORY_KEY,
                 mark_duplicate=self._mark_duplicate,
-                latency_cache=self._latency_cache if self.health_aggregation else None,
+                pending=self._pending if self.health_aggregation else None,
+                latency_cache=self._latency_cache, flush=flush,
             )
+        if covered is not None:
+            self._pending.forget(covered)
+        if own is not None and (covered is None or own[1] > covered):
+            self._pending.add(*own)
         return rows
 
     async def _checkpoint_loop(self) -> None:

@@ -66,7 +66,7 @@ class HealthState(SessionState):
 
     async def _load_figures(self) -> None:
         resources, settings = runtime.resources(), runtime.settings()
-        reader, app_id = resources["health_reader"], int(self.app_id)
+        reader, app_id = await resources["health_reader"].fresh(), int(self.app_id)
         try:
             rng = parse_range({"since": self.time_range, "bucket": BUCKET_FOR_RANGE[self.time_range]}, settings)
             services = [s for s, _ in await list_services(reader, app_id)]

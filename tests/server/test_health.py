@@ -87,6 +87,7 @@ def _ingest(client: Client, key: str, logs: list[dict[str, Any]], size: int = 40
     for i in range(0, len(logs), size):
         r = client.post("/ingest", json={"api_key": key, "logs": logs[i : i + size]})
         assert r.status_code == 202 and r.json()["rejected"] == 0, r.text
+    client.call(client.app_state["writer"].flush_health)  # the tables are read directly
 
 
 def _raw(client: Client, app_id: int) -> list[dict[str, Any]]:

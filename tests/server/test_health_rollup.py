@@ -59,3 +59,25 @@ def test_merge_keeps_the_first_message_and_the_latest_time() -> None:
     assert list(into.errors.values()) == [[2, first[2] + 5_000_000, "job 1 failed with code 23"]]
     assert list(into.counts.values()) == [2]
     assert into.services == {(1, "api"): first[2]}
+
+
+def test_request_durations_count_only_finite_non_negative_numbers() -> None:
+    """duration_ms: ints and floats >= 0 count (0 and tiny ones in the lowest bin); bools,
+    strings, negatives and nulls do not; the route key comes from route, method, path."""
+    from server.health_sketch import bin_of
+
+    values: list[Any] = [12, 0, 0.0004, 3.5, 10**15, True, False, "12", -1, -0.5, None, [], {"ms": 3}]
+    base = (None, 1, 1_767_225_600_000_000, 1_767_225_600_000_000, 20, "INFO", "api", "log", "GET /x")
+    rows = [(*base, orjson.dumps({"method": "GET", "route": "/x", "duration_ms": v}).decode(), *("",) * 8) for v in values]
+    rows.append((*base, orjson.dumps({"path": "/users/42/cart", "duration_ms": 7}).decode(), *("",) * 8))
+    delta = rollup_minutes(rows)
+    counted = [12, 0, 0.0004, 3.5, 10**15]
+    minute = base[2] // 60_000_000
+    n, total, bins = delta.latency[(1, minute, "api", "GET /x")]
+    assert n == len(counted) and total == sum(round(v * 1000) for v in counted)
+    expected: dict[int, int] = {}
+    for v in counted:
+        expected[bin_of(v)] = expected.get(bin_of(v), 0) + 1
+    assert bins == expected
+    assert delta.latency[(1, minute, "api", "/users/{id}/cart")][:2] == [1, 7000]
+    assert set(delta.routes) == {(1, "api", "GET /x"), (1, "api", "/users/{id}/cart")}
