@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 __all__ = ["MAX_VARIABLES", "execute_rows"]
@@ -20,13 +21,16 @@ MAX_VARIABLES = 32_766
 
 def execute_rows(
     conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = "", max_variables: int = MAX_VARIABLES
-) -> None:
-    """Run `{head} VALUES (?, ...), ... {tail}` over `rows` in as few statements as the limit allows."""
+) -> int | None:
+    """Run `{head} VALUES (?, ...), ... {tail}` over `rows` in as few statements as the limit
+    allows; returns the rowid of the last row inserted (sqlite3's `lastrowid`)."""
     if not rows:
-        return
+        return None
     width = len(rows[0])
     per_statement = max(1, max_variables // width)
     one = "(" + ", ".join("?" * width) + ")"
+    last = None
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        conn.execute(f"{head} VALUES {', '.join([one] * len(chunk))}{tail}", [v for row in chunk for v in row])
+        last = conn.execute(f"{head} VALUES {', '.join([one] * len(chunk))}{tail}", list(chain.from_iterable(chunk))).lastrowid
+    return last

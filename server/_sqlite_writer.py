@@ -9,6 +9,7 @@ queued batches itself), with the rows inserted by multi-row INSERT statements (`
 from __future__ import annotations
 
 import sqlite3
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -27,8 +28,12 @@ WAL_KEEP_BYTES = 64 * 1024 * 1024
 _INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
 # (app_id, key_id, batch_id, accepted, rejected, rows, report, health aggregates of the rows or None)
 BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "MinuteDelta | None"]
-# Ids never go back below the health watermark, even after the newest rows were deleted.
-_NEXT_ID = f"SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), {WATERMARK_GET}) + 1"
+# A new id is one more than the largest stored id or the health watermark, whichever is larger
+# (deleting the newest rows must not make ids repeat). Usually the former: SQLite numbers rows
+# inserted without an id that way itself, and the writer's thread need not renumber them.
+_MAX_IDS = f"SELECT COALESCE((SELECT MAX(id) FROM logs), 0), {WATERMARK_GET}"
+# (first new id, fresh batch indexes, duplicates by batch index, the commit's roll-ups or None)
+SqliteCommit = tuple[int, list[int], dict[int, tuple[int, int]], "list[MinuteDelta] | None"]
 _WATERMARK = f"SELECT {WATERMARK_GET}"
 _SET_WATERMARK = WATERMARK_SET.format(p="?")
 _READ_BACK = READ_BACK.format(attributes="attributes", lo="?", hi="?", limit="?")
@@ -69,11 +74,12 @@ class SqliteWriterConnection:
 
     def commit(
         self, batches: list[BatchSpec], now: int, health: bool = False, flush: bool = False
-    ) -> tuple[list[tuple[Any, ...]], dict[int, tuple[int, int]]]:
+    ) -> SqliteCommit:
         """Write the batches in one transaction. With `health`, their roll-ups join `pending`;
         with `flush`, the health tables are brought up to this commit (server.health_pending;
-        without `health`, only the watermark moves). Returns (rows with their new ids,
-        duplicates by batch index)."""
+        without `health`, only the watermark moves). Returns the first new id (the fresh
+        batches' rows have the ids from it on, in order), the fresh batches' indexes, duplicates by
+        batch index, and the roll-ups list kept in `pending` (for `compact_roll_ups`)."""
         conn = self._conn
         assert conn is not None
         if self.finish_checkpoint:
@@ -98,18 +104,18 @@ class SqliteWriterConnection:
                         duplicates[index] = (int(stored[0]), int(stored[1])) if stored else (0, 0)
                         continue
                 fresh.append(index)
-            (next_id,) = conn.execute(_NEXT_ID).fetchone()
-            first_id = next_id
-            rows: list[tuple[Any, ...]] = []
-            for index in fresh:
-                for row in batches[index][5]:
-                    rows.append((next_id, *row[1:]))
-                    next_id += 1
-            if rows:
-                execute_rows(conn, _INSERT_HEAD, rows)
+            max_id, watermark = conn.execute(_MAX_IDS).fetchone()
+            first_id = max(max_id, watermark) + 1
+            count = sum(len(batches[i][5]) for i in fresh)
+            if count:
+                rows = list(chain.from_iterable(batches[i][5] for i in fresh))  # ids None: SQLite numbers them
+                if max_id < watermark:  # the newest rows were deleted: number them past the watermark
+                    rows = [(first_id + k, *row[1:]) for k, row in enumerate(rows)]
+                if execute_rows(conn, _INSERT_HEAD, rows) != first_id + count - 1:
+                    raise RuntimeError("SQLite numbered the new logs unexpectedly")  # never: one writer
                 conn.execute(
                     "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id < ?",
-                    (first_id, next_id),
+                    (first_id, first_id + count),
                 )
             key_ids = sorted({batches[i][1] for i in fresh})
             if key_ids:
@@ -121,12 +127,12 @@ class SqliteWriterConnection:
             if reports:
                 execute_rows(conn, "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report)", reports)
             own: Segment | None = None
-            if rows and health:
-                own = (first_id, next_id - 1, [
+            if count and health:
+                own = (first_id, first_id + count - 1, [
                     delta if delta is not None else rollup_minutes(batch_rows)
                     for _, _, _, _, _, batch_rows, _, delta in (batches[i] for i in fresh) if batch_rows
                 ])
-            covered = self._flush(conn, next_id - 1, own, health) if flush else None
+            covered = self._flush(conn, first_id + count - 1, own, health) if flush else None
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -135,7 +141,7 @@ class SqliteWriterConnection:
             self.pending.forget(covered)
         if own is not None and (covered is None or own[1] > covered):
             self.pending.add(*own)
-        return rows, duplicates
+        return first_id, fresh, duplicates, own[2] if own is not None else None
 
     def _flush(self, conn: sqlite3.Connection, upto: int, own: Segment | None, health: bool) -> int:
         """Inside the commit: count the ids after the watermark up to `upto` into the health

@@ -27,7 +27,9 @@ from typing import Any
 
 from server.health_rollup import MinuteDelta, merge_minutes, rollup_minutes
 
-__all__ = ["READ_BACK", "READ_BACK_MAX", "WATERMARK_GET", "WATERMARK_SET", "FlushPlan", "PendingHealth", "Segment"]
+__all__ = [
+    "READ_BACK", "READ_BACK_MAX", "WATERMARK_GET", "WATERMARK_SET", "FlushPlan", "PendingHealth", "Segment", "compact",
+]
 
 READ_BACK_MAX = 100_000
 # An expression (0 when the row is missing, as after a TRUNCATE), and an upsert with {p} for the value.
@@ -120,6 +122,20 @@ class FlushPlan:
         total = MinuteDelta()
         read = iter(self._rows)
         for _, _, deltas in self.segments:
-            for delta in deltas if deltas is not None else [rollup_minutes(next(read))]:
+            # tuple(): a snapshot, as `compact` may replace the list's items from another thread
+            for delta in tuple(deltas) if deltas is not None else [rollup_minutes(next(read))]:
                 merge_minutes(total, delta)
         return total
+
+
+def compact(deltas: list[MinuteDelta]) -> None:
+    """Replace a commit's roll-ups (one per request) by their sum, in place. The event loop
+    does this after each commit, so that a flush, on the writer's serial path, adds up a few
+    sums instead of a thousand requests' roll-ups (5.6% of SQLite's writer thread). Safe
+    beside a flush on another thread: it reads a snapshot, and the list's items change in one
+    step, so a flush sees either all the requests' roll-ups or their sum."""
+    if len(deltas) > 1:
+        total = MinuteDelta()
+        for delta in tuple(deltas):
+            merge_minutes(total, delta)
+        deltas[:] = [total]

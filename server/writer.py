@@ -24,14 +24,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from itertools import chain
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from server._pg_writer import commit_postgres
-from server._sqlite_writer import SqliteWriterConnection
+from server._sqlite_writer import SqliteCommit, SqliteWriterConnection
 from server.db import DB
-from server.health_pending import PendingHealth
+from server.health_pending import PendingHealth, compact
 from server.health_rollup import MinuteDelta
 from server.health_store import LatencyCache
 from server.security import now_s
@@ -39,11 +40,9 @@ from server.security import now_s
 __all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterStopped"]
 
 log = logging.getLogger("server.writer")
-CommitListener = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
-# (batches, rows committed with their ids, duplicates by batch index, the error if it failed, flush waiters)
-_SqliteResult = tuple[
-    list["Batch"], list[tuple[Any, ...]], dict[int, tuple[int, int]], "Exception | None", list["asyncio.Future[None]"]
-]
+CommitListener = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
+# (batches, the commit (server._sqlite_writer.SqliteCommit) or the error if it failed, flush waiters)
+_SqliteResult = tuple[list["Batch"], "SqliteCommit | Exception", list["asyncio.Future[None]"]]
 _ADVISORY_KEY = 7_301_955_002
 
 
@@ -70,6 +69,33 @@ class Batch:
     words: list[str] | None = None
     future: asyncio.Future[tuple[int, int, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # result: (accepted, rejected, duplicate)
+
+
+class CommittedRows(Sequence[tuple[Any, ...]]):
+    """A SQLite commit's rows with their ids, numbered on first use, on the event loop: most
+    commits have no listener that reads them (the hub skips apps nobody tails), and numbering
+    them on the writer's thread, or here for every commit, cost 8-10% of that thread's time."""
+
+    def __init__(self, first_id: int, parts: list[list[tuple[Any, ...]]]) -> None:
+        self._first_id = first_id
+        self._parts = parts
+        self._len = sum(map(len, parts))
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def _numbered(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            first = self._first_id
+            self._rows = [(first + k, *row[1:]) for k, row in enumerate(chain.from_iterable(self._parts))]
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._numbered()[index]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._numbered())
 
 
 class LogWriter:
@@ -215,23 +241,29 @@ class LogWriter:
             batches = self._take()
             specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.health) for b in batches]
             flush = bool(waiters) or self._flush_due(last_flush) <= 0
+            result: _SqliteResult
             try:
-                rows, duplicates = writer.commit(specs, now_s(), self.health_aggregation, flush)
-                result: _SqliteResult = (batches, rows, duplicates, None, waiters)
+                result = (batches, writer.commit(specs, now_s(), self.health_aggregation, flush), waiters)
                 if flush:
                     last_flush = time.monotonic()
             except Exception as exc:
-                result = (batches, [], {}, exc, waiters)
+                result = (batches, exc, waiters)
             loop.call_soon_threadsafe(self._results.put_nowait, result)
         loop.call_soon_threadsafe(self._results.put_nowait, None)
 
     async def _deliver_sqlite(self) -> None:
         while (result := await self._results.get()) is not None:
             self._undelivered.release()
-            batches, rows, duplicates, error, waiters = result
+            batches, outcome, waiters = result
+            if isinstance(outcome, Exception):
+                await self._finish(batches, [], outcome, waiters)
+                continue
+            first_id, fresh, duplicates, deltas = outcome
             for index, stored in duplicates.items():
                 self._mark_duplicate(batches[index], stored)
-            await self._finish(batches, rows, error, waiters)
+            await self._finish(batches, CommittedRows(first_id, [batches[i].rows for i in fresh]), None, waiters)
+            if deltas is not None:
+                compact(deltas)
 
     async def _run_postgres(self) -> None:
         last_flush = time.monotonic()
@@ -257,7 +289,7 @@ class LogWriter:
             await self._finish(batches, rows, error, waiters)
 
     async def _finish(
-        self, batches: list[Batch], committed: list[tuple[Any, ...]], error: Exception | None,
+        self, batches: list[Batch], committed: Sequence[tuple[Any, ...]], error: Exception | None,
         waiters: list[asyncio.Future[None]],
     ) -> None:
         """Answer the requests of one commit, then hand its rows to the listeners (in commit order)."""
@@ -304,6 +336,8 @@ class LogWriter:
             self._pending.forget(covered)
         if own is not None and (covered is None or own[1] > covered):
             self._pending.add(*own)
+            if own[2] is not None:
+                asyncio.get_running_loop().call_soon(compact, own[2])  # while the next commit waits for the database
         return rows
 
     async def _checkpoint_loop(self) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,7 +245,7 @@ class Hub:
             for sub in group:
                 sub._close()
 
-    async def publish_rows(self, rows: list[tuple[Any, ...]]) -> None:
+    async def publish_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """The writer's commit listener: committed rows (COLUMNS order), any apps, in id order.
         Never blocks. In-process (`memory://`), apps nobody tails cost nothing."""
         local_only = not self.backend.shared

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) ->
             writer = LogWriter(db, max_queue_records=100_000, max_commit_records=10, batch_retention_hours=1)
             seen: list[list[int]] = []
 
-            async def listener(rows: list[tuple[Any, ...]]) -> None:
+            async def listener(rows: Sequence[tuple[Any, ...]]) -> None:
                 seen.append([row[0] for row in rows])
                 await asyncio.sleep(0)
 
