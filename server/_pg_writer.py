@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from server.fulltext import BLOCK_WORD_MAX, word_text
-from server.health_pending import READ_BACK, WATERMARK_GET, WATERMARK_SET, FlushPlan, PendingHealth, Segment
-from server.health_rollup import rollup_minutes, spread
-from server.health_store import TOKEN_GET, LatencyCache, postgres_upserts
 from server.ingest_validate import COLUMNS
 
 if TYPE_CHECKING:
@@ -33,16 +30,9 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 # MATERIALIZED and the lone FROM make the lock come first, then the ids.
 _LOCK_AND_IDS = (
     "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) "
-    f"SELECT setval('logs_id_seq', nextval('logs_id_seq') + $2 - 1), ({TOKEN_GET}), {WATERMARK_GET} FROM l"
+    "SELECT setval('logs_id_seq', nextval('logs_id_seq') + $2 - 1) FROM l"
 )
-# No rows: the health token, the watermark and the last id allocated (every id up to it is committed or never will be).
-_LOCK_ONLY = (
-    "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) "
-    f"SELECT ({TOKEN_GET}), {WATERMARK_GET}, "
-    "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM logs_id_seq) FROM l"
-)
-_SET_WATERMARK = WATERMARK_SET.format(p="$1")
-_READ_BACK = READ_BACK.format(attributes="attributes::text", lo="$1", hi="$2", limit="$3")
+_LOCK_ONLY = "SELECT pg_advisory_xact_lock($1)"
 _INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) SELECT a, k, t, r::jsonb "
                    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x (a, k, t, r)")
 _INSERT_BATCH_IDS = (
@@ -144,29 +134,22 @@ async def commit_postgres(
     *,
     lock_key: int,
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
-    pending: PendingHealth | None,
-    latency_cache: LatencyCache,
-    flush: bool,
-) -> tuple[list[Row], Segment | None, int | None]:
-    """Write the batches in one transaction. Returns the rows with their new ids (and their
-    words text after the COLUMNS; each batch's `rows` become these), this commit's id range
-    with its health roll-ups (for `pending`, None when aggregation is off: `pending` None), and
-    with `flush`, how far the health tables now count (server.health_pending). Batches already
-    stored are given to `mark_duplicate`.
+) -> list[Row]:
+    """Write the batches in one transaction; returns the rows with their new ids (and their
+    words text after the COLUMNS; each batch's `rows` become these). Batches already stored
+    are given to `mark_duplicate`.
 
     Round trips: BEGIN; the lock with the ids (and the health token); the batch ids (when
     any); COPY; every other write as one statement; COMMIT. Ids are allocated for all rows
     before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
     live tail re-reads gaps, and rolled-back commits leave them too)."""
     total = sum(len(b.rows) for b in batches)
-    own: Segment | None = None
-    covered: int | None = None
     async with conn.transaction():
         # The advisory lock serialises writers across processes, so ids commit in increasing order.
         if total:
-            last_id, token, watermark = await conn.fetchrow(_LOCK_AND_IDS, lock_key, total)
+            last_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total)
         else:
-            token, watermark, last_id = await conn.fetchrow(_LOCK_ONLY, lock_key)
+            await conn.execute(_LOCK_ONLY, lock_key)
         fresh = await _fresh(conn, batches, now, mark_duplicate)
         rows: list[Row] = []
         parts: list[Statement] = []
@@ -184,20 +167,6 @@ async def commit_postgres(
             blocks = await copy_records(conn, groups)
             if blocks is not None:
                 parts.append(blocks)
-        if total and pending is not None:  # the whole range allocated: duplicates' ids stay unused
-            own = (last_id - total + 1, last_id, [
-                b.health if b.health is not None else rollup_minutes(b.rows) for b in fresh if b.rows])
-        if flush:
-            covered = max(watermark, last_id)
-            if pending is not None:
-                plan = FlushPlan(pending.segments(watermark, last_id, own), watermark)
-                for lo, hi, limit in plan.reads():
-                    plan.got([tuple(r) for r in await conn.fetch(_READ_BACK, lo, hi, limit)])
-                covered = plan.covered
-                if covered > watermark:
-                    parts.extend(await postgres_upserts(conn, spread(plan.delta()), latency_cache, token))
-            if covered > watermark:
-                parts.append((_SET_WATERMARK, [covered]))
         if fresh:
             parts.append(("UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])",
                           [now, sorted({b.key_id for b in fresh})]))
@@ -207,7 +176,7 @@ async def commit_postgres(
         if parts:
             sql, args = one_statement(parts)
             await conn.execute(sql, *args)
-    return rows, own, covered
+    return rows
 
 
 async def _fresh(

@@ -9,6 +9,7 @@ queued batches itself), with the rows inserted by multi-row INSERT statements (`
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -16,8 +17,8 @@ import orjson
 
 from server._sqlite_bulk import execute_rows
 from server.db import SQLITE_PRAGMAS
-from server.health_pending import READ_BACK, WATERMARK_GET, WATERMARK_SET, FlushPlan, PendingHealth, Segment
-from server.health_rollup import MinuteDelta, rollup_minutes, spread
+from server.health_aggregate import WATERMARK_GET, WATERMARK_SET
+from server.health_rollup import HealthDelta
 from server.health_store import LatencyCache, write_sqlite
 from server.ingest_validate import COLUMNS
 
@@ -26,17 +27,18 @@ __all__ = ["SqliteWriterConnection"]
 
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 _INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
-# (app_id, key_id, batch_id, accepted, rejected, rows, report, health aggregates of the rows or None)
-BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "MinuteDelta | None"]
+# (app_id, key_id, batch_id, accepted, rejected, rows, report)
+BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None"]
+# A health aggregator's pass (server.health_aggregate): (watermark it read, last id it counted, the upserts or None)
+HealthJob = tuple[int, int, "HealthDelta | None"]
 # A new id is one more than the largest stored id or the health watermark, whichever is larger
 # (deleting the newest rows must not make ids repeat). Usually the former: SQLite numbers rows
 # inserted without an id that way itself, and the writer's thread need not renumber them.
 _MAX_IDS = f"SELECT COALESCE((SELECT MAX(id) FROM logs), 0), {WATERMARK_GET}"
-# (first new id, fresh batch indexes, duplicates by batch index, the commit's roll-ups or None)
-SqliteCommit = tuple[int, list[int], dict[int, tuple[int, int]], "list[MinuteDelta] | None"]
+# (first new id, fresh batch indexes, duplicates by batch index, whether each health job was applied)
+SqliteCommit = tuple[int, list[int], dict[int, tuple[int, int]], list[bool]]
 _WATERMARK = f"SELECT {WATERMARK_GET}"
 _SET_WATERMARK = WATERMARK_SET.format(p="?")
-_READ_BACK = READ_BACK.format(attributes="attributes", lo="?", hi="?", limit="?")
 
 
 class SqliteWriterConnection:
@@ -46,9 +48,9 @@ class SqliteWriterConnection:
         # Set by LogWriter's checkpoint loop after each of its checkpoints: the next commit first
         # copies what was written meanwhile, so that the WAL starts over (see _checkpoint_loop).
         self.finish_checkpoint = False
+        # Called (on this thread) once the remainder is copied: the WAL starts over at this commit.
+        self.checkpoint_finished: Callable[[], None] | None = None
         self._latency_cache = LatencyCache()
-        # Roll-ups of this writer's commits since its last flush (server.health_pending).
-        self.pending = PendingHealth()
 
     def open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -72,24 +74,22 @@ class SqliteWriterConnection:
             self._conn.close()
             self._conn = None
 
-    def commit(
-        self, batches: list[BatchSpec], now: int, health: bool = False, flush: bool = False
-    ) -> SqliteCommit:
-        """Write the batches in one transaction. With `health`, their roll-ups join `pending`;
-        with `flush`, the health tables are brought up to this commit (server.health_pending;
-        without `health`, only the watermark moves). Returns the first new id (the fresh
-        batches' rows have the ids from it on, in order), the fresh batches' indexes, duplicates by
-        batch index, and the roll-ups list kept in `pending` (for `compact_roll_ups`)."""
+    def commit(self, batches: list[BatchSpec], now: int, jobs: Sequence[HealthJob] = ()) -> SqliteCommit:
+        """Write the batches, and the health aggregator's passes `jobs`, in one transaction.
+        Returns the first new id (the fresh batches' rows have the ids from it on, in order),
+        the fresh batches' indexes, duplicates by batch index, and which jobs were applied."""
         conn = self._conn
         assert conn is not None
         if self.finish_checkpoint:
             self.finish_checkpoint = False
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self.checkpoint_finished is not None:
+                self.checkpoint_finished()
         conn.execute("BEGIN IMMEDIATE")
         try:
             duplicates: dict[int, tuple[int, int]] = {}
             fresh: list[int] = []
-            for index, (app_id, _, batch_id, accepted, rejected, _, _, _) in enumerate(batches):
+            for index, (app_id, _, batch_id, accepted, rejected, _, _) in enumerate(batches):
                 if batch_id is not None:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
@@ -126,36 +126,20 @@ class SqliteWriterConnection:
                        for i in fresh if batches[i][6]]
             if reports:
                 execute_rows(conn, "INSERT INTO sdk_reports (app_id, api_key_id, received_at, report)", reports)
-            own: Segment | None = None
-            if count and health:
-                own = (first_id, first_id + count - 1, [
-                    delta if delta is not None else rollup_minutes(batch_rows)
-                    for _, _, _, _, _, batch_rows, _, delta in (batches[i] for i in fresh) if batch_rows
-                ])
-            covered = self._flush(conn, first_id + count - 1, own, health) if flush else None
+            applied = [self._apply_health(conn, job) for job in jobs]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if covered is not None:
-            self.pending.forget(covered)
-        if own is not None and (covered is None or own[1] > covered):
-            self.pending.add(*own)
-        return first_id, fresh, duplicates, own[2] if own is not None else None
+        return first_id, fresh, duplicates, applied
 
-    def _flush(self, conn: sqlite3.Connection, upto: int, own: Segment | None, health: bool) -> int:
-        """Inside the commit: count the ids after the watermark up to `upto` into the health
-        tables and move the watermark; returns how far it got."""
-        (watermark,) = conn.execute(_WATERMARK).fetchone()
-        if not health:
-            covered = max(watermark, upto)
-        else:
-            plan = FlushPlan(self.pending.segments(watermark, upto, own), watermark)
-            for lo, hi, limit in plan.reads():
-                plan.got(conn.execute(_READ_BACK, (lo, hi, limit)).fetchall())
-            covered = plan.covered
-            if covered > watermark:
-                write_sqlite(conn, spread(plan.delta()), self._latency_cache)
-        if covered > watermark:
-            conn.execute(_SET_WATERMARK, (covered,))
-        return int(covered)
+    def _apply_health(self, conn: sqlite3.Connection, job: HealthJob) -> bool:
+        """A health aggregator's pass, unless the watermark moved since it read it (another
+        process counted that range)."""
+        watermark, upto, delta = job
+        if conn.execute(_WATERMARK).fetchone()[0] != watermark:
+            return False
+        if delta is not None:
+            write_sqlite(conn, delta, self._latency_cache)
+        conn.execute(_SET_WATERMARK, (upto,))
+        return True

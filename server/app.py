@@ -18,6 +18,7 @@ from server import api, device, health, oidc, signin, tail
 from server._device_codes import WrongCodeLimiter
 from server.db import DB, hide_password
 from server.errors import exception_handlers
+from server.health_aggregate import HealthAggregator
 from server.health_retention import health_running
 from server.health_store import HealthReader
 from server.hub import create_hub
@@ -63,7 +64,8 @@ async def openapi(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     await request.state.db.fetch_val("SELECT 1")
     live_tail = {**request.state.hub.metrics(), **request.state.tails.metrics()}
-    return JSONResponse({"status": "ok", "writer_queue": request.state.writer.queued_records, "live_tail": live_tail})
+    return JSONResponse({"status": "ok", "writer_queue": request.state.writer.queued_records, "live_tail": live_tail,
+                         "health_aggregator": request.state.health_aggregator.stats})
 
 
 routes: list[BaseRoute] = [
@@ -88,8 +90,6 @@ def build_state(settings: Settings) -> dict[str, Any]:
             max_queue_records=settings.ingest_queue_max_records,
             max_commit_records=settings.ingest_commit_max_records,
             batch_retention_hours=settings.ingest_batch_retention_hours,
-            health_aggregation=settings.health_aggregation,
-            health_flush_s=settings.health_flush_seconds,
         ),
         "health_reader": HealthReader(db),
         "hub": create_hub(
@@ -125,12 +125,18 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         try:
             state["writer"].listeners.append(state["hub"].publish_rows)
             await state["writer"].start()
-            state["health_reader"].catch_up = state["writer"].flush_health
+            aggregator = state["health_aggregator"] = HealthAggregator(
+                db, enabled=settings.health_aggregation, interval_s=settings.health_flush_seconds,
+                apply_sqlite=state["writer"].apply_health,
+            )
+            await aggregator.start(state["writer"] if db.dialect == "sqlite" else None)
+            state["health_reader"].catch_up = aggregator.catch_up
             log.info("database %s ready", hide_password(db.url))
             try:
                 async with health_running(state["health_reader"], db, settings):
                     yield state
             finally:
+                await aggregator.stop()
                 await state["writer"].stop()
         finally:
             await state["hub"].disconnect()

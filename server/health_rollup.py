@@ -1,10 +1,11 @@
-"""Health aggregates of one commit's rows, computed in Python: one upsert row per distinct key.
+"""Health aggregates: the rows the aggregate tables get, and what ingest stores for them.
 
-`rollup(rows)` counts the committed rows per (app, minute, service, level), request
-durations per (app, minute, service, route) with their histogram bins, and error messages
-per fingerprint, then adds each minute into its hour and day (UTC). Requests roll up their own
-rows per minute (`rollup_minutes`); writers add those up and write them now and then, inside a
-commit (`server.health_pending`, `server.health_store`), so the aggregates match the stored rows.
+At ingest, a request record (attributes carrying a valid `duration_ms`) gets three columns of
+its own (`request_fields`): its route key, its duration in microseconds and its histogram bin,
+so that the aggregator (`server.health_aggregate`) counts new logs with plain SQL `GROUP BY`s
+and no JSON. `minutes` turns those queries' results into per-minute aggregates, and `spread`
+adds each minute into its hour and day (UTC) and each route into the service's "*" route:
+one upsert row per distinct key (`server.health_store` writes them).
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from __future__ import annotations
 import functools
 import math
 import re
-from math import floor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from server.health_sketch import BINS_PER_DOUBLING, MIN_MS, bin_of
+from server.health_sketch import bin_of
 
 __all__ = [
-    "ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "MinuteDelta", "fingerprint", "merge_minutes",
-    "request_route", "rollup", "rollup_minutes", "spread",
+    "ALL_ROUTES", "LEVEL_NUMBERS", "RESOLUTIONS", "HealthDelta", "MinuteDelta", "fingerprint", "minutes",
+    "request_fields", "request_route", "spread",
 ]
 
 RESOLUTIONS = (60, 3600, 86400)
@@ -32,8 +31,7 @@ ROUTE_MAX = 200
 FINGERPRINT_MAX = 200
 MESSAGE_MAX = 500
 _MINUTE_US = 60_000_000
-_MIN_BIN = bin_of(MIN_MS)
-_MAX_MS = 10**300  # larger integers would not convert to a float
+_MAX_MS = 10**12  # 31 years: a larger duration is not a request's (and would not fit the column in microseconds)
 # Numbers, hex ids and UUIDs vary between otherwise identical messages.
 _VARIABLE = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
@@ -76,15 +74,25 @@ def _route_key(route: Any, method: Any, path: Any) -> str:
     return key[:ROUTE_MAX] if key != ALL_ROUTES else "(*)"
 
 
+def request_fields(attributes: dict[str, Any]) -> tuple[str, int, int] | None:
+    """A request record's (route key, duration in microseconds, histogram bin), or None when
+    `duration_ms` is not a finite number >= 0 (a bool, a string, negative ...)."""
+    duration: Any = attributes.get("duration_ms")
+    kind = duration.__class__
+    if kind is not float and kind is not int or not 0 <= duration <= _MAX_MS:  # NaN fails too
+        return None
+    route = _route_key(attributes.get("route"), attributes.get("method"), attributes.get("path"))
+    return route, round(duration * 1000), bin_of(duration)
+
+
 def _spread(minute_start: int) -> tuple[tuple[int, int], ...]:
     return tuple((res, minute_start - minute_start % res) for res in RESOLUTIONS)
 
 
 @dataclass
 class MinuteDelta:
-    """One batch's aggregates per minute, before routes are summed into "*" and minutes into
-    hours and days (`spread`). Requests roll up their own rows into one of these, off the
-    writer's serial path; the writer merges a commit's worth and spreads the sum once."""
+    """Aggregates per minute, before routes are summed into "*" and minutes into hours and
+    days (`spread`)."""
 
     counts: dict[tuple[int, int, str, str], int] = field(default_factory=dict)  # (app, minute, service, level name)
     errors: dict[tuple[int, int, str, str], list[Any]] = field(default_factory=dict)  # ... fingerprint: [n, last_ts, msg]
@@ -93,51 +101,40 @@ class MinuteDelta:
     routes: dict[tuple[int, str, str], int] = field(default_factory=dict)
 
 
-def rollup(rows: list[tuple[Any, ...]]) -> HealthDelta:
-    """Aggregate committed rows (in `server.ingest_validate.COLUMNS` order)."""
-    return spread(rollup_minutes(rows))
-
-
-def rollup_minutes(rows: list[tuple[Any, ...]]) -> MinuteDelta:
-    """Per-minute aggregates of rows (in `server.ingest_validate.COLUMNS` order)."""
+def minutes(
+    counts: Iterable[tuple[Any, ...]], latency: Iterable[tuple[Any, ...]], errors: Iterable[tuple[Any, ...]]
+) -> MinuteDelta:
+    """Per-minute aggregates from the aggregator's three queries (server.health_aggregate):
+    counts (app, service, level name, minute, records, newest min(ts, received_at)), latency
+    (app, service, minute, route, bin, requests, total us, newest ...) and the error records
+    (app, service, ts, message) in id order."""
     delta = MinuteDelta()
-    minutes, seen = delta.counts, delta.services
-    errors: list[tuple[Any, ...]] = []
-    timed: list[tuple[Any, ...]] = []
-    get_minute, get_seen = minutes.get, seen.get
-    for row in rows:  # the hot loop: plain tuple and dict operations only
-        app_id, ts, received, service = row[1], row[2], row[3], row[6]
-        key = (app_id, ts // _MINUTE_US, service, row[5])
-        minutes[key] = get_minute(key, 0) + 1
-        at = ts if ts < received else received  # noqa: FURB136 - min() costs a call per row
-        skey = (app_id, service)
-        if at > get_seen(skey, -1):
-            seen[skey] = at
-        if row[4] >= 40:
-            errors.append(row)
-        attributes = row[9]
-        if attributes is not None and '"duration_ms"' in attributes:
-            timed.append(row)
-    _errors(delta, errors)
-    _latency(delta, timed)
+    seen = delta.services
+    for app_id, service, level_name, minute, n, at in counts:
+        delta.counts[(app_id, minute, service, level_name)] = n
+        if at > seen.get((app_id, service), -1):
+            seen[(app_id, service)] = at
+    per_minute, routes = delta.latency, delta.routes
+    for app_id, service, minute, route, index, n, total_us, at in latency:
+        key = (app_id, minute, service, route)
+        found = per_minute.get(key)
+        if found is None:
+            found = per_minute[key] = [0, 0, {}]
+        found[0] += n
+        found[1] += total_us
+        found[2][index] = n
+        if at > routes.get((app_id, service, route), -1):
+            routes[(app_id, service, route)] = at
+    per_print = delta.errors
+    for app_id, service, ts, message in errors:
+        ekey = (app_id, ts // _MINUTE_US, service, fingerprint(message))
+        found = per_print.get(ekey)
+        if found is None:
+            per_print[ekey] = [1, ts, message[:MESSAGE_MAX]]
+        else:
+            found[0] += 1
+            found[1] = max(found[1], ts)
     return delta
-
-
-def merge_minutes(into: MinuteDelta, other: MinuteDelta) -> None:
-    """Add `other` (of rows after `into`'s) into `into`, as if both were rolled up together."""
-    counts = into.counts
-    for ckey, n in other.counts.items():
-        counts[ckey] = counts.get(ckey, 0) + n
-    for ekey, (n, last_ts, message) in other.errors.items():
-        _add_error(into.errors, ekey, n, last_ts, message)
-    for lkey, (n, total, bins) in other.latency.items():
-        _add_latency(into.latency, lkey, n, total, bins)
-    for skey, at in other.services.items():
-        if at > into.services.get(skey, -1):
-            into.services[skey] = at
-    for rkey, at in other.routes.items():
-        if at > into.routes.get(rkey, -1):
-            into.routes[rkey] = at
 
 
 def spread(minutes: MinuteDelta) -> HealthDelta:
@@ -180,49 +177,3 @@ def _add_latency(table: dict[Any, list[Any]], key: Any, n: int, total: int, bins
         hist = found[2]
         for index, count in bins.items():
             hist[index] = hist.get(index, 0) + count
-
-
-def _errors(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
-    per_minute = delta.errors
-    for row in rows:
-        key = (row[1], row[2] // _MINUTE_US, row[6], fingerprint(row[8]))
-        found = per_minute.get(key)
-        if found is None:
-            per_minute[key] = [1, row[2], row[8][:MESSAGE_MAX]]
-        else:
-            found[0] += 1
-            found[1] = max(found[1], row[2])
-
-
-def _latency(delta: MinuteDelta, rows: list[tuple[Any, ...]]) -> None:
-    """Request durations: rows whose attributes mention duration_ms (one loop, no calls but
-    the cached route key: this runs for every request record)."""
-    per_minute, routes = delta.latency, delta.routes
-    get_minute, get_route, loads, route_key, log2 = per_minute.get, routes.get, orjson.loads, _route_key, math.log2
-    for row in rows:
-        attributes = loads(row[9])
-        if attributes.__class__ is not dict:
-            continue
-        get = attributes.get
-        duration: Any = get("duration_ms")
-        kind = duration.__class__
-        if kind is int:
-            if duration < 0 or duration > _MAX_MS:
-                continue
-        elif kind is not float or not 0 <= duration < math.inf:
-            continue  # a bool, a string, a negative number ...
-        app_id, ts, received, service = row[1], row[2], row[3], row[6]
-        route = route_key(get("route"), get("method"), get("path"))
-        at = ts if ts < received else received  # noqa: FURB136
-        rkey = (app_id, service, route)
-        if at > get_route(rkey, -1):
-            routes[rkey] = at
-        key = (app_id, ts // _MINUTE_US, service, route)
-        found = get_minute(key)
-        if found is None:
-            per_minute[key] = found = [0, 0, {}]
-        found[0] += 1
-        found[1] += round(duration * 1000)
-        index = floor(log2(duration) * BINS_PER_DOUBLING) if duration > MIN_MS else _MIN_BIN  # = bin_of
-        bins = found[2]
-        bins[index] = bins.get(index, 0) + 1

@@ -213,7 +213,7 @@ class HealthReader:
         self.dialect = db.dialect
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        # The log writer's flush_health: the aggregates it keeps in memory get written first.
+        # The health aggregator's catch_up: it counts what is committed before a read.
         self.catch_up: Callable[[], Awaitable[None]] | None = None
 
     async def fresh(self) -> HealthReader:

@@ -17,7 +17,6 @@ from starlette.responses import Response
 from server._pg_writer import prepare_words
 from server.apps import verify_ingest_key
 from server.errors import ApiError
-from server.health_rollup import rollup_minutes
 from server.ingest_validate import Limits, RecordError, validate_record
 from server.security import API_KEY_RE, now_us
 from server.writer import Batch, WriterOverloaded, WriterStopped
@@ -120,10 +119,9 @@ async def ingest(request: Request) -> Response:
     accepted, rejected, duplicate = 0, len(errors), False
     if rows or batch_id is not None or report:
         writer = state.writer
-        # Rolled up (and on PostgreSQL tokenised) here, where requests run side by side with the
-        # commit in progress, not on the writer's serial path.
-        health = rollup_minutes(rows) if rows and writer.health_aggregation else None
-        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, health)
+        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report)
+        # Tokenised here, where requests run side by side with the commit in progress, not on
+        # the writer's serial path.
         if rows and writer.db.dialect == "postgresql":
             batch.words = prepare_words(rows)
         try:

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from server.health_rollup import request_fields
+
 __all__ = ["COLUMNS", "LEVELS", "Limits", "RecordError", "validate_record"]
 
 LEVELS: dict[str, tuple[int, str]] = {
@@ -30,7 +32,10 @@ COLUMNS = (
     "id", "app_id", "ts", "received_at", "level", "level_name", "service", "logger", "message",
     "attributes", "exception", "environment", "release", "host", "process_id", "thread_name",
     "trace_id", "request_id",
+    # request records only (server.health_rollup.request_fields), for the health aggregates
+    "route", "duration_us", "duration_bin",
 )
+_NOT_A_REQUEST = (None, None, None)
 _SHORT_FIELDS = ("service", "logger", "environment", "release", "host", "thread_name", "trace_id", "request_id")
 SHORT_MAX = 256
 _FUTURE_SLACK_US = 24 * 3600 * 1_000_000
@@ -170,6 +175,7 @@ def validate_record(
         raise RecordError("process_id", "must be an integer")
     attributes = get("attributes")
     attributes_json = None
+    request = None
     if attributes is not None:
         if not isinstance(attributes, dict):
             raise RecordError("attributes", "must be a JSON object")
@@ -188,10 +194,12 @@ def validate_record(
                     "attributes", f"nests deeper than {limits.max_attribute_depth} levels (INGEST_MAX_ATTRIBUTE_DEPTH)"
                 )
             attributes_json = encoded.decode()
+            if "duration_ms" in attributes:
+                request = request_fields(attributes)
     exception = get("exception")
     exception_json = None if exception is None else _exception(exception, limits)
     return (
         None, app_id, ts, received_at, level, level_name, service, logger, message, attributes_json,
         exception_json, environment or default_environment, release, host, process_id, thread_name,
-        trace_id, request_id,
+        trace_id, request_id, *(request or _NOT_A_REQUEST),
     )

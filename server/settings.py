@@ -175,16 +175,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "HEALTH_AGGREGATION",
         "true",
-        "Keep the health aggregates (counts per level, request durations, error messages) at ingest. `false` "
-        "stores logs only and the health views stay empty.",
+        "Count new logs into the health aggregates (counts per level, request durations, error messages). `false` "
+        "stores logs only, never counted, and the health views stay empty.",
         _bool,
     ),
     Setting(
         "HEALTH_FLUSH_SECONDS",
         "1",
-        "How often the log writer adds the health aggregates it keeps in memory into the health tables (in a log "
-        "commit). The health API and dashboard have them written before they read, so this bounds only what a "
-        "crash makes the next flush read back from the logs. 0 writes them in every commit.",
+        "How often the health aggregator counts new logs into the health tables (at least 0.05; on SQLite at most "
+        "once a second, after the WAL checkpoint). The health API and dashboard have it count before they read.",
         float,
     ),
     Setting("HEALTH_WINDOW_MINUTES", "15", "Window the health status and summary look at (the last N whole minutes).", int),

@@ -87,7 +87,7 @@ def _ingest(client: Client, key: str, logs: list[dict[str, Any]], size: int = 40
     for i in range(0, len(logs), size):
         r = client.post("/ingest", json={"api_key": key, "logs": logs[i : i + size]})
         assert r.status_code == 202 and r.json()["rejected"] == 0, r.text
-    client.call(client.app_state["writer"].flush_health)  # the tables are read directly
+    client.call(client.app_state["health_aggregator"].catch_up)  # the tables are read directly
 
 
 def _raw(client: Client, app_id: int) -> list[dict[str, Any]]:
@@ -320,7 +320,7 @@ def test_retention_and_app_deletion(client: Client, owned_app: AppFixture) -> No
 
 
 def test_two_writers_on_one_database_keep_latency_exact(make_client: Any) -> None:
-    """Each writer keeps its own copy of the latency rows; the other's commits must invalidate it."""
+    """Each aggregator keeps its own copy of the latency rows; the other's passes must invalidate it."""
     first, second = make_client(), make_client()
     first.sign_in(first.create_user("w@example.com"))
     created = first.post("/api/apps", json={"name": "two-writers"}).json()
@@ -342,12 +342,12 @@ def test_two_writers_on_one_database_keep_latency_exact(make_client: Any) -> Non
 
 
 def test_latency_histograms_appended_per_commit_stay_exact_and_bounded(client: Client, owned_app: AppFixture) -> None:
-    """Commits append their own bins to the stored histogram and rewrite it every APPEND_MAX
-    appends: after many small commits the stored bins equal the raw durations' bins and no
-    stored value holds more than APPEND_MAX + 1 arrays."""
+    """Aggregator passes append their own bins to the stored histogram and rewrite it every
+    APPEND_MAX appends: after many small passes the stored bins equal the raw durations' bins
+    and no stored value holds more than APPEND_MAX + 1 arrays."""
     rng = random.Random(5)
     now = time.time()
-    for _ in range(3 * LatencyCache.APPEND_MAX + 5):  # one commit per request
+    for _ in range(3 * LatencyCache.APPEND_MAX + 5):  # one pass per request (_ingest catches up)
         logs = [{"timestamp": now - rng.uniform(0, 5), "level": "INFO", "service": "api", "message": "GET /x",
                  "attributes": {"method": "GET", "route": "/x", "duration_ms": round(rng.lognormvariate(3, 1), 3)}}
                 for _ in range(3)]
