@@ -44,7 +44,7 @@ from bench._common import (
 )
 from server._pg_writer import copy_logs
 from server.db import DB
-from server.ingest_validate import COLUMNS, Limits, validate_record
+from server.ingest_validate import LOG_COLUMNS, Limits, validate_record
 from server.migrate import apply_migrations
 
 LIMITS = Limits(32768, 16384, 5, 65536)
@@ -72,7 +72,8 @@ async def bulk_insert(url: str, rows: list[tuple], chunk: int = 20_000) -> float
                 if db.dialect == "sqlite":
                     await conn.execute("BEGIN IMMEDIATE")
                     await conn.executemany(
-                        f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", part)
+                        f"INSERT INTO logs ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' * len(LOG_COLUMNS))})",
+                        part)
                     await conn.execute("INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs "
                                        "WHERE id >= ? AND id <= ?", (part[0][0], part[-1][0]))
                     await conn.execute("COMMIT")

@@ -41,6 +41,7 @@ _INSERT_BATCH_IDS = (
     "FROM unnest($1::bigint[], $2::text[], $4::bigint[], $5::bigint[]) AS b (app_id, batch_id, accepted, rejected) "
     "ON CONFLICT DO NOTHING RETURNING app_id, batch_id"
 )
+_NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 
@@ -74,11 +75,13 @@ def prepare_words(rows: list[Row]) -> list[str]:
 
 
 async def copy_logs(conn: Any, rows: list[Row]) -> None:
-    """COPY `rows` (COLUMNS, ids assigned, of any apps) with their words and word blocks."""
+    """COPY `rows` (LOG_COLUMNS, ids assigned, of any apps, none a request record) with their
+    words and word blocks."""
     by_app: dict[int, list[Row]] = {}
     for row in rows:
         by_app.setdefault(row[_APP_ID], []).append(row)
-    groups = [[(*row, text) for row, text in zip(group, prepare_words(group), strict=True)] for group in by_app.values()]
+    groups = [[(*row, *_NOT_A_REQUEST, text) for row, text in zip(group, prepare_words(group), strict=True)]
+              for group in by_app.values()]
     blocks = await copy_records(conn, groups)
     if blocks is not None:
         await conn.execute(blocks[0], *blocks[1])
@@ -160,7 +163,13 @@ async def commit_postgres(
                 if not b.rows:
                     continue
                 texts = b.words or prepare_words(b.rows)
-                b.rows = [(next_id + i, *row[1:], text) for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
+                if b.requests:  # COPY: COLUMNS (the request fields after LOG_COLUMNS), then the words
+                    fields = {i: (route, us, bin_) for i, route, us, bin_ in b.requests}
+                    b.rows = [(next_id + i, *row[1:], *fields.get(i, _NOT_A_REQUEST), text)
+                              for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
+                else:
+                    b.rows = [(next_id + i, *row[1:], None, None, None, text)
+                              for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
                 next_id += len(b.rows)
                 rows.extend(b.rows)
                 groups.append(b.rows)

@@ -20,15 +20,19 @@ from server.db import SQLITE_PRAGMAS
 from server.health_aggregate import WATERMARK_GET, WATERMARK_SET
 from server.health_rollup import HealthDelta
 from server.health_store import LatencyCache, write_sqlite
-from server.ingest_validate import COLUMNS
+from server.ingest_validate import LOG_COLUMNS
 
 __all__ = ["SqliteWriterConnection"]
 
 
 WAL_KEEP_BYTES = 64 * 1024 * 1024
-_INSERT_HEAD = f"INSERT INTO logs ({', '.join(COLUMNS)})"
-# (app_id, key_id, batch_id, accepted, rejected, rows, report)
-BatchSpec = tuple[int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None"]
+_INSERT_HEAD = f"INSERT INTO logs ({', '.join(LOG_COLUMNS)})"
+_INSERT_REQUESTS = "INSERT INTO log_requests (id, route, duration_us, duration_bin)"
+
+# (app_id, key_id, batch_id, accepted, rejected, rows, report, request records (index in rows, route, us, bin))
+BatchSpec = tuple[
+    int, int, "str | None", int, int, list[tuple[Any, ...]], "dict[str, Any] | None", "list[tuple[int, str, int, int]] | None"
+]
 # A health aggregator's pass (server.health_aggregate): (watermark it read, last id it counted, the upserts or None)
 HealthJob = tuple[int, int, "HealthDelta | None"]
 # A new id is one more than the largest stored id or the health watermark, whichever is larger
@@ -89,7 +93,7 @@ class SqliteWriterConnection:
         try:
             duplicates: dict[int, tuple[int, int]] = {}
             fresh: list[int] = []
-            for index, (app_id, _, batch_id, accepted, rejected, _, _) in enumerate(batches):
+            for index, (app_id, _, batch_id, accepted, rejected, _, _, _) in enumerate(batches):
                 if batch_id is not None:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
@@ -113,6 +117,15 @@ class SqliteWriterConnection:
                     rows = [(first_id + k, *row[1:]) for k, row in enumerate(rows)]
                 if execute_rows(conn, _INSERT_HEAD, rows) != first_id + count - 1:
                     raise RuntimeError("SQLite numbered the new logs unexpectedly")  # never: one writer
+                requests: list[tuple[int, str, int, int]] = []
+                offset = first_id
+                for i in fresh:
+                    fields = batches[i][7]
+                    if fields:
+                        requests.extend((offset + k, route, us, bin_) for k, route, us, bin_ in fields)
+                    offset += len(batches[i][5])
+                if requests:
+                    execute_rows(conn, _INSERT_REQUESTS, requests)
                 conn.execute(
                     "INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs WHERE id >= ? AND id < ?",
                     (first_id, first_id + count),

@@ -66,12 +66,17 @@ _LATENCY = (f"SELECT app_id, service, {_MINUTE}, route, duration_bin, count(*), 
 _ERRORS = f"SELECT app_id, service, ts, message FROM logs WHERE {_RANGE} AND level >= 40 ORDER BY id"
 
 
+# SQLite keeps the request fields in log_requests (migrations/sqlite/0007_request_columns.sql).
+_SQLITE_LATENCY = ("SELECT l.app_id, l.service, l.ts / 60000000, r.route, r.duration_bin, count(*), sum(r.duration_us), "
+                   "max(min(l.ts, l.received_at)) FROM log_requests r JOIN logs l ON l.id = r.id "
+                   "WHERE r.id > ? AND r.id <= ? GROUP BY l.app_id, l.service, l.ts / 60000000, r.route, r.duration_bin")
+
+
 def _queries(dialect: str) -> tuple[str, str, str]:
-    sqlite = dialect == "sqlite"
-    a, b = ("?", "?") if sqlite else ("$1", "$2")
-    least = "min" if sqlite else "LEAST"
-    total = "sum(duration_us)" if sqlite else "sum(duration_us)::bigint"
-    return tuple(q.format(a=a, b=b, least=least, sum=total) for q in (_COUNTS, _LATENCY, _ERRORS))  # type: ignore[return-value]
+    if dialect == "sqlite":
+        return _COUNTS.format(a="?", b="?", least="min"), _SQLITE_LATENCY, _ERRORS.format(a="?", b="?")
+    args = {"a": "$1", "b": "$2", "least": "LEAST", "sum": "sum(duration_us)::bigint"}
+    return _COUNTS.format(**args), _LATENCY.format(**args), _ERRORS.format(**args)
 
 
 # (watermark read, last id counted, the aggregates or None when only the watermark moves)
@@ -178,7 +183,7 @@ class HealthAggregator:
         for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA cache_size=-8192")  # it reads each new row once
+        conn.execute("PRAGMA cache_size=-2048")  # it reads each new row once (and sorts within this)
         self._conn = conn
 
     def _read_sqlite(self) -> Pass:

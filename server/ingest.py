@@ -110,16 +110,17 @@ async def ingest(request: Request) -> Response:
     received_at = now_us()
     rows: list[tuple[Any, ...]] = []
     errors: list[dict[str, Any]] = []
+    requests: list[tuple[int, str, int, int]] = []  # (index in rows, route, duration_us, duration_bin)
     for index, record in enumerate(logs):
         try:
-            rows.append(validate_record(record, found.app_id, found.environment, received_at, limits))
+            rows.append(validate_record(record, found.app_id, found.environment, received_at, limits, requests, len(rows)))
         except RecordError as exc:
             errors.append({"index": index, "field": exc.field, "message": exc.message})
 
     accepted, rejected, duplicate = 0, len(errors), False
     if rows or batch_id is not None or report:
         writer = state.writer
-        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report)
+        batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, requests or None)
         # Tokenised here, where requests run side by side with the commit in progress, not on
         # the writer's serial path.
         if rows and writer.db.dialect == "postgresql":

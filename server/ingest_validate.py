@@ -14,7 +14,7 @@ import orjson
 
 from server.health_rollup import request_fields
 
-__all__ = ["COLUMNS", "LEVELS", "Limits", "RecordError", "validate_record"]
+__all__ = ["COLUMNS", "LEVELS", "LOG_COLUMNS", "Limits", "RecordError", "validate_record"]
 
 LEVELS: dict[str, tuple[int, str]] = {
     "DEBUG": (10, "DEBUG"),
@@ -32,10 +32,11 @@ COLUMNS = (
     "id", "app_id", "ts", "received_at", "level", "level_name", "service", "logger", "message",
     "attributes", "exception", "environment", "release", "host", "process_id", "thread_name",
     "trace_id", "request_id",
-    # request records only (server.health_rollup.request_fields), for the health aggregates
+    # request records only (server.health_rollup.request_fields; validate_record's `requests`),
+    # for the health aggregates: columns of logs on PostgreSQL, the table log_requests on SQLite
     "route", "duration_us", "duration_bin",
 )
-_NOT_A_REQUEST = (None, None, None)
+LOG_COLUMNS = COLUMNS[:18]  # every log's, in every database's logs table
 _SHORT_FIELDS = ("service", "logger", "environment", "release", "host", "thread_name", "trace_id", "request_id")
 SHORT_MAX = 256
 _FUTURE_SLACK_US = 24 * 3600 * 1_000_000
@@ -142,9 +143,12 @@ def _render_frames(frames: list[Any]) -> str:
 
 
 def validate_record(
-    record: Any, app_id: int, default_environment: str, received_at: int, limits: Limits
+    record: Any, app_id: int, default_environment: str, received_at: int, limits: Limits,
+    requests: list[tuple[int, str, int, int]] | None = None, index: int = 0,
 ) -> tuple[Any, ...]:
-    """The row for a valid record (id left as None); raises RecordError naming the field."""
+    """The row for a valid record (LOG_COLUMNS, id left as None); raises RecordError naming
+    the field. A request record's (index, route, duration_us, duration_bin) is appended to
+    `requests`: kept apart, non-request rows (most) carry nothing more."""
     if not isinstance(record, dict):
         raise RecordError("", "each log must be a JSON object")
     get = record.get
@@ -175,7 +179,6 @@ def validate_record(
         raise RecordError("process_id", "must be an integer")
     attributes = get("attributes")
     attributes_json = None
-    request = None
     if attributes is not None:
         if not isinstance(attributes, dict):
             raise RecordError("attributes", "must be a JSON object")
@@ -194,12 +197,14 @@ def validate_record(
                     "attributes", f"nests deeper than {limits.max_attribute_depth} levels (INGEST_MAX_ATTRIBUTE_DEPTH)"
                 )
             attributes_json = encoded.decode()
-            if "duration_ms" in attributes:
+            if "duration_ms" in attributes and requests is not None:
                 request = request_fields(attributes)
+                if request is not None:
+                    requests.append((index, *request))
     exception = get("exception")
     exception_json = None if exception is None else _exception(exception, limits)
     return (
         None, app_id, ts, received_at, level, level_name, service, logger, message, attributes_json,
         exception_json, environment or default_environment, release, host, process_id, thread_name,
-        trace_id, request_id, *(request or _NOT_A_REQUEST),
+        trace_id, request_id,
     )

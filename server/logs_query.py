@@ -28,7 +28,7 @@ import orjson
 
 from server.errors import ApiError
 from server.fulltext import BLOCK_WORD_MAX, like_pattern, words
-from server.ingest_validate import COLUMNS, LEVELS
+from server.ingest_validate import COLUMNS, LEVELS, LOG_COLUMNS
 
 __all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
 
@@ -39,7 +39,7 @@ PROBLEM_LEVEL = 30
 _ATTR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SELECT = ", ".join(f"l.{c}" for c in COLUMNS)
+_SELECT = ", ".join(f"l.{c}" for c in LOG_COLUMNS)
 
 
 @dataclass

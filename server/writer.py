@@ -60,6 +60,8 @@ class Batch:
     rejected: int = 0
     batch_id: str | None = None
     report: dict[str, Any] | None = None
+    # Request records' (index in rows, route, duration_us, duration_bin), for the health aggregates.
+    requests: list[tuple[int, str, int, int]] | None = None
     # PostgreSQL: the rows' keyword data (server._pg_writer.prepare_words), computed by the
     # request so the writer, the one serial step of ingest, need not.
     words: list[str] | None = None
@@ -212,7 +214,8 @@ class LogWriter:
                 jobs, self._health_jobs = self._health_jobs, []
             self._undelivered.acquire()  # bound: results of two commits wait for the loop, at most
             batches = self._take()
-            specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report) for b in batches]
+            specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.requests)
+                     for b in batches]
             result: _SqliteResult
             try:
                 result = (batches, writer.commit(specs, now_s(), [job for job, _ in jobs]), jobs)

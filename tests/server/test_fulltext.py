@@ -59,7 +59,7 @@ class Stored:
 
 
 def _row(app_id: int, ts: int, message: str) -> tuple[Any, ...]:
-    return (None, app_id, ts, ts, 20, "INFO", "web", "", message, None, None, "", "", "", None, "", "", "", None, None, None)
+    return (None, app_id, ts, ts, 20, "INFO", "web", "", message, None, None, "", "", "", None, "", "", "")
 
 
 class Logs:

@@ -112,7 +112,7 @@ def test_word_blocks_migration_converts_stored_logs(empty_database_url: str) -> 
             writer = LogWriter(db, max_queue_records=100, max_commit_records=100, batch_retention_hours=1)
             await writer.start()
             row = (None, 1, 9_000_000_000, 9_000_000_000, 40, "ERROR", "", "", "disk full again", None, None,
-                   "", "", "", None, "", "", "", None, None, None)
+                   "", "", "", None, "", "", "")
             await writer.submit(Batch(1, 1, [row]))
             await writer.stop()
             assert await search(db, 1, "disk full") == ["disk full again"] + [message(i) for i in (4007, 3007, 2007, 1007, 7)]

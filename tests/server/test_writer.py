@@ -61,7 +61,7 @@ def test_queue_bound_refuses_with_overloaded_and_then_commits(settings: Settings
     async def go() -> None:
         async with _migrated(settings.database_url) as db:
             writer = LogWriter(db, max_queue_records=10, max_commit_records=100, batch_retention_hours=1)
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "", None, None, None)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
             first = writer.submit(Batch(1, 1, [row] * 8))
             with pytest.raises(WriterOverloaded):
                 writer.submit(Batch(1, 1, [row] * 5))
@@ -88,7 +88,7 @@ def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) ->
 
             writer.listeners.append(listener)
             await writer.start()
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "", None, None, None)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
             bad = (*row[:8], None, *row[9:])  # message NOT NULL: the database refuses this commit
             futures = []
             for i in range(60):
@@ -112,7 +112,7 @@ def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> 
     async def go() -> None:
         async with _migrated(settings.database_url) as db:
             writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "", None, None, None)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
             first = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
             other = writer.submit(Batch(1, 1, [row] * 2, 0, "another"))
             again = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
@@ -143,7 +143,7 @@ def test_sqlite_wal_starts_over_under_steady_ingest(tmp_path: Path) -> None:
             writer = LogWriter(db, max_queue_records=100_000, max_commit_records=2000, batch_retention_hours=1)
             await writer.start()
             row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "api", "", "a message of some words", None, None,
-                   "", "", "", None, "", "", "", None, None, None)
+                   "", "", "", None, "", "", "")
             before = restarts()
             deadline = time.monotonic() + 3.5
             while time.monotonic() < deadline:  # never let the writer pause
