@@ -94,6 +94,7 @@ class HealthAggregator:
         self._counts, self._latency, self._errors = _queries(db.dialect)
         self._lock = asyncio.Lock()
         self._last_pass = 0.0
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._driver: LogWriter | None = None
         self._conn: sqlite3.Connection | None = None
@@ -114,10 +115,13 @@ class HealthAggregator:
             self._task = asyncio.create_task(self._run(), name="health-aggregator")
 
     async def stop(self) -> None:
-        """Stop (what is not counted yet, the next start counts)."""
+        """Stop (what is not counted yet, the next start counts), after the pass in progress."""
+        self._stopped = True
         if self._driver is not None:
             self._driver.after_checkpoint = None
             self._driver = None
+        async with self._lock:
+            pass
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,7 +139,7 @@ class HealthAggregator:
         CATCH_UP_MAX_PASSES passes: a longer backlog is counted on in the background)."""
         async with self._lock:
             for _ in range(CATCH_UP_MAX_PASSES):
-                if not await self._pass():
+                if self._stopped or not await self._pass():
                     return
 
     async def _run(self) -> None:
@@ -145,11 +149,11 @@ class HealthAggregator:
 
     async def _tick(self) -> None:
         """A pass when one is due (and more while far behind)."""
-        if time.monotonic() - self._last_pass < self.interval_s - 0.01:
+        if self._stopped or time.monotonic() - self._last_pass < self.interval_s - 0.01:
             return
         try:
             async with self._lock:
-                while await self._pass():
+                while not self._stopped and await self._pass():
                     await asyncio.sleep(0)
         except Exception as exc:
             self.stats["failed_passes"] += 1

@@ -320,7 +320,8 @@ class LogWriter:
                 continue
             finished.clear()
             writer.finish_checkpoint = True
-            if self.after_checkpoint is not None:
+            hook = self.after_checkpoint
+            if hook is not None:
                 # The health aggregator's reads, once the WAL has started over (or the writer is
                 # idle): a reader inside its snapshot when the writer would start the WAL over
                 # keeps it from doing so (the WAL file grew to 210-270 MB instead of 150 MB,
@@ -328,7 +329,7 @@ class LogWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(finished.wait(), 0.25)
                 try:
-                    await self.after_checkpoint()
+                    await hook()
                 except Exception as exc:
                     log.warning("after the WAL checkpoint: %s", exc)
 
