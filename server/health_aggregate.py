@@ -1,9 +1,10 @@
 """The health aggregator: counts new logs into the health tables, about once a second.
 
-Ingest does no health work but store three columns for request records (route, duration_us,
-duration_bin; `server.health_rollup.request_fields`). Rolling each request's rows up in Python
-and adding them up in the writer cost a fifth of the ingest rate; three `GROUP BY` queries over
-a second's new rows cost the database ~1.6 us a row (SQLite), off the event loop and the GIL.
+Ingest does no health work but keep a request record's route, duration_us and duration_bin
+apart (`server.health_rollup.request_fields`; columns of logs on PostgreSQL, log_requests on
+SQLite). Rolling each request's rows up in Python and adding them up in the writer cost a fifth
+of the ingest rate; three `GROUP BY` queries over a second's new rows cost the database ~1.5 us
+a row (SQLite), off the event loop and the GIL.
 
 `health_watermark.last_log_id`: every log with an id up to it is counted. A pass reads the
 watermark W and the newest id N, then counts the ids in (W, min(N, W + PASS_MAX_IDS)]: records
