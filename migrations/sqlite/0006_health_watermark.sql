@@ -1,7 +1,6 @@
--- Health aggregates are added up in memory and written about once a second instead of in every
--- log commit (server/health_pending.py). last_log_id: every log with an id up to it is counted
--- in the health tables; a writer that flushes reads back from `logs` whatever above it is not in
--- its own memory (another process's rows, or rows a crash kept from being flushed).
+-- Health aggregates are counted from the stored logs about once a second instead of in every
+-- log commit (server/health_aggregate.py). last_log_id: every log with an id up to it is counted
+-- in the health tables; a pass counts the ids after it and moves it in the same transaction.
 -- Existing aggregates were written in the logs' own commits, so they cover every stored log.
 CREATE TABLE health_watermark (
     id INTEGER PRIMARY KEY CHECK (id = 1),
