@@ -11,7 +11,6 @@ one upsert row per distinct key (`server.health_store` writes them).
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
