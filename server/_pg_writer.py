@@ -142,7 +142,7 @@ async def commit_postgres(
     words text after the COLUMNS; each batch's `rows` become these). Batches already stored
     are given to `mark_duplicate`.
 
-    Round trips: BEGIN; the lock with the ids (and the health token); the batch ids (when
+    Round trips: BEGIN; the lock with the ids; the batch ids (when
     any); COPY; every other write as one statement; COMMIT. Ids are allocated for all rows
     before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
     live tail re-reads gaps, and rolled-back commits leave them too)."""

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from server._sqlite_bulk import execute_rows
-from server.db import SQLITE_PRAGMAS
+from server.db import sqlite_connection
 from server.health_aggregate import WATERMARK_GET, WATERMARK_SET
 from server.health_rollup import HealthDelta
 from server.health_store import LatencyCache, write_sqlite
@@ -57,9 +57,7 @@ class SqliteWriterConnection:
         self._latency_cache = LatencyCache()
 
     def open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in SQLITE_PRAGMAS:
-            conn.execute(pragma)
+        conn = sqlite_connection(self.path)
         # Checkpoints (copying the WAL back into the database) would otherwise run inside our
         # COMMITs; LogWriter runs them on another connection and thread instead, and this
         # connection only copies the small remainder (see `finish_checkpoint`).

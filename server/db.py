@@ -18,7 +18,7 @@ from typing import Any
 
 import databases
 
-__all__ = ["DB", "Tx", "hide_password"]
+__all__ = ["DB", "Tx", "hide_password", "sqlite_connection"]
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -63,6 +63,17 @@ class Tx:
         if "RETURNING" in query.upper():
             return await self.connection.fetch_val(query, dict(values or {}))
         return await self.connection.execute(query, dict(values or {}))
+
+
+def sqlite_connection(path: str, *, read_only: bool = False) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the server's pragmas, for use on one thread of its own
+    (the log writer, the health reader, the health aggregator)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(pragma)
+    if read_only:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 async def _release_as_is(connection: Any) -> None:

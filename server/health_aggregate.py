@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from server._pg_writer import one_statement
-from server.db import DB, SQLITE_PRAGMAS
+from server.db import DB, sqlite_connection
 from server.health_rollup import HealthDelta, minutes, spread
 from server.health_store import TOKEN_GET, LatencyCache, postgres_upserts
 
@@ -168,10 +168,9 @@ class HealthAggregator:
             assert self._executor is not None and self._apply_sqlite is not None, "start() first"
             watermark, upto, delta = await asyncio.get_running_loop().run_in_executor(self._executor, self._read_sqlite)
             applied = upto > watermark and await self._apply_sqlite(watermark, upto, delta)
-            more = upto - watermark >= PASS_MAX_IDS
         else:
             applied, watermark, upto = await self._postgres()
-            more = upto - watermark >= PASS_MAX_IDS
+        more = upto - watermark >= PASS_MAX_IDS
         if upto > watermark:
             if applied:
                 self.stats["passes"] += 1
@@ -184,10 +183,7 @@ class HealthAggregator:
     # SQLite: on the aggregator's own thread and read connection
 
     def _open_sqlite(self) -> None:
-        conn = sqlite3.connect(self.db.sqlite_path, isolation_level=None, check_same_thread=False)
-        for pragma in SQLITE_PRAGMAS:
-            conn.execute(pragma)
-        conn.execute("PRAGMA query_only=ON")
+        conn = sqlite_connection(self.db.sqlite_path, read_only=True)
         conn.execute("PRAGMA cache_size=-2048")  # it reads each new row once (and sorts within this)
         self._conn = conn
 

@@ -1,8 +1,8 @@
 """Health aggregates: the rows the aggregate tables get, and what ingest stores for them.
 
-At ingest, a request record (attributes carrying a valid `duration_ms`) gets three columns of
-its own (`request_fields`): its route key, its duration in microseconds and its histogram bin,
-so that the aggregator (`server.health_aggregate`) counts new logs with plain SQL `GROUP BY`s
+At ingest, a request record (attributes carrying a valid `duration_ms`) has its route key, its
+duration in microseconds and its histogram bin kept apart (`request_fields`), so that the
+aggregator (`server.health_aggregate`) counts new logs with plain SQL `GROUP BY`s
 and no JSON. `minutes` turns those queries' results into per-minute aggregates, and `spread`
 adds each minute into its hour and day (UTC) and each route into the service's "*" route:
 one upsert row per distinct key (`server.health_store` writes them).
@@ -80,8 +80,7 @@ def request_fields(attributes: dict[str, Any]) -> tuple[str, int, int] | None:
     kind = duration.__class__
     if kind is not float and kind is not int or not 0 <= duration <= _MAX_MS:  # NaN fails too
         return None
-    route = _route_key(attributes.get("route"), attributes.get("method"), attributes.get("path"))
-    return route, round(duration * 1000), bin_of(duration)
+    return request_route(attributes), round(duration * 1000), bin_of(duration)
 
 
 def _spread(minute_start: int) -> tuple[tuple[int, int], ...]:

@@ -1,14 +1,14 @@
 """Writing health aggregates inside the log writer's transaction, and reading them back.
 
-One upsert statement per table and commit: SQLite multi-row `INSERT ... VALUES` on the
-writer's own connection (already on its thread), PostgreSQL one `INSERT ... SELECT FROM unnest(...)`
-per table, all sent as one statement by the writer, so a commit costs the same few round trips
-however many keys it touches.
-Counters add up in SQL. Latency histograms are JSON arrays (server.health_sketch): a commit
+One upsert statement per table and health aggregator pass (server.health_aggregate): SQLite
+multi-row `INSERT ... VALUES` on the log writer's own connection (already on its thread),
+PostgreSQL one `INSERT ... SELECT FROM unnest(...)` per table, all sent as one statement, so a
+pass costs the same few round trips however many keys it touches.
+Counters add up in SQL. Latency histograms are JSON arrays (server.health_sketch): a pass
 appends its own additions to the stored text in SQL, and every `LatencyCache.APPEND_MAX`
-appends the writer rewrites the merged histogram it keeps in memory (read back from the
-database when another writer has been there); that is safe because the writer's transaction
-is serialised (BEGIN IMMEDIATE on SQLite, the writer's advisory lock on PostgreSQL).
+appends rewrites the merged histogram kept in memory (read back from the database when another
+process has been there); that is safe because passes are serialised (inside the log writer's
+BEGIN IMMEDIATE on SQLite, holding the health_watermark row on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server._sqlite_bulk import execute_rows
-from server.db import DB, SQLITE_PRAGMAS
+from server.db import DB, sqlite_connection
 from server.health_rollup import HealthDelta
 from server.health_sketch import appended, decode, encode
 
@@ -181,9 +181,10 @@ async def postgres_upserts(
     conn: Any, delta: HealthDelta, cache: LatencyCache, stored_token: Any
 ) -> list[tuple[str, list[Any]]]:
     """The delta's upserts as (statement with $1.., arguments) for the caller to send in one
-    round trip (server._pg_writer), inside the writer's transaction; `stored_token` is
-    health_writer's token read under the writer's lock. Reads stored latency rows first
-    only for buckets the cache does not hold (a new minute, or another writer was here)."""
+    round trip (server._pg_writer.one_statement), inside the aggregator's transaction;
+    `stored_token` is health_writer's token read while holding the health_watermark row.
+    Reads stored latency rows first only for buckets the cache does not hold (a new minute, or
+    another process was here)."""
     parts: list[tuple[str, list[Any]]] = [
         (_PG_SQL[name], [list(column) for column in zip(*rows, strict=True)]) for name, rows in _rows(delta).items() if rows
     ]
@@ -217,13 +218,13 @@ class HealthReader:
         self.catch_up: Callable[[], Awaitable[None]] | None = None
 
     async def fresh(self) -> HealthReader:
-        """This reader, once the health tables count every log committed so far (if the flush
-        fails, what is stored is read, and the failure logged)."""
+        """This reader, once the health tables count every log committed so far (if the
+        aggregator's pass fails, what is stored is read, and the failure logged)."""
         if self.catch_up is not None:
             try:
                 await self.catch_up()
             except Exception as exc:
-                log.warning("health aggregates not flushed before a read: %s", exc)
+                log.warning("health aggregates not brought up to date before a read: %s", exc)
         return self
 
     async def open(self) -> None:
@@ -232,11 +233,7 @@ class HealthReader:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sqlite)
 
     def _open_sqlite(self) -> None:
-        conn = sqlite3.connect(self.db.sqlite_path, isolation_level=None, check_same_thread=False)
-        for pragma in SQLITE_PRAGMAS:
-            conn.execute(pragma)
-        conn.execute("PRAGMA query_only=ON")
-        self._conn = conn
+        self._conn = sqlite_connection(self.db.sqlite_path, read_only=True)
 
     async def close(self) -> None:
         if self._executor is not None:
