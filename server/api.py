@@ -48,6 +48,11 @@ async def _body(request: Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    if b"\\u0000" in raw:  # PostgreSQL's text cannot hold NUL (server/nul_guard.py)
+        for name, value in data.items():
+            if "\x00" in name or b"\\u0000" in orjson.dumps(value):
+                field = name.replace("\x00", "\ufffd")
+                raise ApiError(422, "invalid_field", f"{field} must not contain NUL characters", field=field)
     return data
 
 

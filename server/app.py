@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -25,6 +26,7 @@ from server.hub import create_hub
 from server.ingest import ingest
 from server.ingest_validate import Limits
 from server.migrate import apply_migrations
+from server.nul_guard import NulGuard
 from server.openapi import openapi_document
 from server.ratelimit import TokenBuckets
 from server.settings import Settings, load_settings
@@ -157,4 +159,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # The OIDC routes need the settings (client id, redirect URI, flow cookie), so they join here.
     app_routes = [*routes, *oidc.routes(settings)]
-    return Starlette(routes=app_routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=app_routes, exception_handlers=exception_handlers, lifespan=lifespan,
+                     middleware=[Middleware(NulGuard)])

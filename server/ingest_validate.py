@@ -14,7 +14,7 @@ import orjson
 
 from server.health_rollup import request_fields
 
-__all__ = ["COLUMNS", "LEVELS", "LOG_COLUMNS", "Limits", "RecordError", "validate_record"]
+__all__ = ["COLUMNS", "LEVELS", "LOG_COLUMNS", "Limits", "RecordError", "replace_nul", "validate_record"]
 
 LEVELS: dict[str, tuple[int, str]] = {
     "DEBUG": (10, "DEBUG"),
@@ -57,6 +57,35 @@ class RecordError(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def replace_nul(payload: Any) -> Any:
+    """`payload` (parsed JSON) with every NUL character in its strings and keys replaced by
+    U+FFFD, in place where it can be. PostgreSQL's text and jsonb cannot hold NUL: such a record
+    failed the whole commit there, every other request in it too. Both databases store the
+    replacement, so they answer alike. Iterative: JSON may nest deeper than Python recurses."""
+    if isinstance(payload, str):
+        return payload.replace("\x00", "\ufffd")
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any("\x00" in key for key in node):
+                items = list(node.items())
+                node.clear()
+                node.update((key.replace("\x00", "\ufffd"), value) for key, value in items)
+            for key, value in node.items():
+                if isinstance(value, str):
+                    node[key] = value.replace("\x00", "\ufffd")
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if isinstance(value, str):
+                    node[i] = value.replace("\x00", "\ufffd")
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+    return payload
 
 
 def _timestamp_us(value: Any, now_us: int) -> int:

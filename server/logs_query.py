@@ -114,6 +114,10 @@ def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery
     """Build a LogQuery from query-string parameters (a Starlette QueryParams or a MultiDict)."""
     now = time.time_ns() // 1000
     query = LogQuery(limit=default_limit)
+    for name in params:  # the tail's filters and the dashboard's come here without server.nul_guard
+        if any("\x00" in value for value in params.getlist(name)):
+            raise ApiError(400, "invalid_parameter", f"query parameter {name} must not contain NUL characters (%00)",
+                           field=name)
     for raw in params.getlist("level"):
         query.levels.extend(_level_number(v, "level") for v in raw.split(",") if v.strip())
     if params.get("min_level"):

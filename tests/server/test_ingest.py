@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from server.ingest_validate import replace_nul
 from tests.conftest import AppFixture, Client
 
 
@@ -186,3 +187,34 @@ def test_key_last_used_is_recorded(client: Client, owned_app: AppFixture) -> Non
 def test_unsupported_content_encoding(client: Client, owned_app: AppFixture) -> None:
     r = client.post("/ingest", content=b"{}", headers={"Content-Encoding": "br", "X-API-Key": owned_app.api_key})
     assert r.status_code == 415
+
+
+def test_nul_characters_are_stored_as_replacement_characters(client: Client, owned_app: AppFixture) -> None:
+    """PostgreSQL's text and jsonb cannot hold NUL; such a record once failed its whole commit
+    there. Every NUL (message, fields, attribute keys and values, traceback, batch id, client
+    report) becomes U+FFFD, alike on both databases, and the record is kept."""
+    record = _log(message="a\x00b", logger="app\x00x", attributes={"k\x00": ["v\x00", {"deep\x00": "\x00"}]},
+                  exception={"type": "E\x00", "value": "", "traceback": "tb\x00"})
+    body = {"api_key": owned_app.api_key, "batch_id": "b\x00", "logs": [record, _log(1)],
+            "client_report": {"note\x00": "x\x00"}}
+    r = client.post("/ingest", content=orjson.dumps(body), headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 2 and r.json()["batch_id"] == "b\ufffd"
+    log = _stored(client, owned_app, q="a")[0]
+    assert (log["message"], log["logger"]) == ("a\ufffdb", "app\ufffdx")
+    assert log["attributes"] == {"k\ufffd": ["v\ufffd", {"deep\ufffd": "\ufffd"}]}
+    assert log["exception"]["type"] == "E\ufffd" and log["exception"]["traceback"] == "tb\ufffd"
+    rows = client.call(client.db.fetch_all, "SELECT report FROM sdk_reports WHERE app_id = :a", {"a": owned_app.app_id})
+    stored = rows[0]["report"]
+    assert (orjson.loads(stored) if isinstance(stored, str) else stored) == {"note\ufffd": "x\ufffd"}
+
+
+def test_replace_nul_walks_any_depth() -> None:
+    deep: Any = "\x00"
+    for i in range(5000):  # deeper than Python's recursion limit
+        deep = {"k": deep} if i % 2 else [deep]
+    out = replace_nul(deep)
+    for i in range(5000):
+        out = out["k"] if (4999 - i) % 2 else out[0]
+    assert out == "\ufffd"
+    assert replace_nul("x\x00") == "x\ufffd" and replace_nul(5) == 5
