@@ -79,7 +79,7 @@ async def bulk_insert(url: str, rows: list[tuple], chunk: int = 20_000) -> float
                     await conn.execute("COMMIT")
                 else:
                     async with conn.transaction():
-                        await copy_logs(conn, part)
+                        await copy_logs(conn, part, part[0][0])
             elapsed = time.perf_counter() - start
             if db.dialect == "postgresql":
                 await conn.execute("SELECT setval('logs_id_seq', (SELECT MAX(id) FROM logs))")

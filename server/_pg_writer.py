@@ -1,7 +1,8 @@
 """The PostgreSQL half of the log writer: one transaction per commit, the rows by COPY.
 
 Keyword search data is written here too (docs/storage.md, "Full-text search"): each row's
-`words` column holds its message's words as text (' w1 w2 w3 ', not indexed), and
+`words` column holds its message's words as text (' w1 w2 w3 ', not indexed) when the message
+is not ASCII (PostgreSQL derives the others' from the message: log_words, migration 0008), and
 each commit adds one `log_word_blocks` row per app: the id and ts range of that app's rows in
 the commit and the union of their words, GIN-indexed. One GIN entry per app per commit instead
 of one per row: measured in isolation (COPY of 1,600-row commits, backend CPU per row), 15.4 us
@@ -12,17 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.fulltext import BLOCK_WORD_MAX, word_text
+from server.fulltext import BLOCK_WORD_MAX, distinct_words, stored_word_text
 from server.ingest_validate import COLUMNS
 
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["Statement", "commit_postgres", "copy_logs", "copy_records", "one_statement", "prepare_words"]
+__all__ = ["CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
 
 Row = tuple[Any, ...]
 Statement = tuple[str, list[Any]]  # SQL with $1.. placeholders, and its arguments
@@ -45,75 +47,104 @@ _NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 
-# The block's words: its rows' word texts go joined (one string per block) and PostgreSQL
-# splits them and drops repeats. Splitting ~150 kB of word text per commit in Python cost 12%
-# of the event loop's time at 80k logs/s, and the database's CPU had room. (Reading the rows
-# back from `logs` instead was planned as a sequential scan on a fresh table.)
+# The block's words: the union of its batches' distinct words (CopyBatch.words, worked out by
+# each request before it queues its batch), as one space-separated string that PostgreSQL
+# splits. Splitting and de-duplicating the rows' whole word texts in SQL instead
+# (string_to_array + DISTINCT, ~120 kB a commit) cost the database 9-11 us per row against 3 us
+# for this, on the serial path; the work in Python costs ~2 us a row, spread over the requests
+# (docs/storage.md).
 _INSERT_BLOCKS = (
     "INSERT INTO log_word_blocks (app_id, first_id, last_id, min_ts, max_ts, words) "
-    "SELECT b.app_id, b.first_id, b.last_id, b.min_ts, b.max_ts, ARRAY("
-    f"SELECT DISTINCT w FROM unnest(string_to_array(b.texts, ' ')) AS w WHERE w <> '' AND length(w) <= {BLOCK_WORD_MAX}) "
+    "SELECT b.app_id, b.first_id, b.last_id, b.min_ts, b.max_ts, string_to_array(b.words, ' ') "
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) "
-    "AS b (app_id, first_id, last_id, min_ts, max_ts, texts)"
+    "AS b (app_id, first_id, last_id, min_ts, max_ts, words)"
 )
 
 
+class CopyBatch:
+    """One batch's COPY data, made by its request before it queues the batch (`prepare_copy`),
+    so that the writer's transaction, the one serial step of ingest, only numbers it: the
+    records (lists: COLUMNS, the id None until the writer sets it in place, then the words
+    text), the distinct words of the messages and the smallest and largest ts."""
+
+    __slots__ = ("max_ts", "min_ts", "records", "words")
+
+    def __init__(self, records: list[list[Any]], words: set[str], min_ts: int, max_ts: int) -> None:
+        self.records, self.words, self.min_ts, self.max_ts = records, words, min_ts, max_ts
+
+
+def prepare_copy(rows: list[Row], requests: list[tuple[int, str, int, int]] | None = None) -> CopyBatch:
+    """`rows` (LOG_COLUMNS, ids None, of one app) and their request fields (index, route,
+    duration_us, duration_bin) as COPY data. Each record's words text is
+    server.fulltext.stored_word_text (None for an ASCII message)."""
+    if requests:
+        fields = {i: (route, us, bin_) for i, route, us, bin_ in requests}
+        records = [[*row, *fields.get(i, _NOT_A_REQUEST), stored_word_text(row[_MESSAGE])] for i, row in enumerate(rows)]
+    else:
+        records = [[*row, None, None, None, stored_word_text(row[_MESSAGE])] for row in rows]
+    ts = [row[_TS] for row in rows]
+    return CopyBatch(records, distinct_words([row[_MESSAGE] for row in rows]), min(ts), max(ts))
+
+
 class _Block:
-    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "texts")
+    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "word_sets")
 
-    def __init__(self, log_id: int, ts: int) -> None:
-        self.first_id = self.last_id = log_id
-        self.min_ts = self.max_ts = ts
-        self.texts: list[str] = []
+    def __init__(self, first_id: int, copy: CopyBatch) -> None:
+        self.first_id, self.last_id = first_id, first_id + len(copy.records) - 1
+        self.min_ts, self.max_ts = copy.min_ts, copy.max_ts
+        self.word_sets = [copy.words]
+
+    def add(self, first_id: int, copy: CopyBatch) -> None:
+        self.last_id = first_id + len(copy.records) - 1  # batches are numbered in order
+        self.min_ts, self.max_ts = min(self.min_ts, copy.min_ts), max(self.max_ts, copy.max_ts)
+        self.word_sets.append(copy.words)
+
+    def text(self) -> str:
+        """The block's words, space-separated (the longest left out: BLOCK_WORD_MAX)."""
+        words = self.word_sets[0] if len(self.word_sets) == 1 else set().union(*self.word_sets)
+        return " ".join(_short(words))
 
 
-def prepare_words(rows: list[Row]) -> list[str]:
-    """Each row's `words` text (server.fulltext.word_text). Requests call this for their own
-    rows before queueing them, so the tokenising happens side by side with the commit in
-    progress rather than inside it, under the advisory lock."""
-    return [word_text(row[_MESSAGE]) for row in rows]
-
-
-async def copy_logs(conn: Any, rows: list[Row]) -> None:
-    """COPY `rows` (LOG_COLUMNS, ids assigned, of any apps, none a request record) with their
-    words and word blocks."""
+async def copy_logs(conn: Any, rows: list[Row], first_id: int) -> None:
+    """COPY `rows` (LOG_COLUMNS, of any apps, none a request record) with ids from `first_id`
+    on, with their words and word blocks (the caller's transaction)."""
     by_app: dict[int, list[Row]] = {}
     for row in rows:
         by_app.setdefault(row[_APP_ID], []).append(row)
-    groups = [[(*row, *_NOT_A_REQUEST, text) for row, text in zip(group, prepare_words(group), strict=True)]
-              for group in by_app.values()]
-    blocks = await copy_records(conn, groups)
-    if blocks is not None:
-        await conn.execute(blocks[0], *blocks[1])
+    copies = [prepare_copy(group) for group in by_app.values()]
+    sql, args = await copy_batches(conn, list(zip(by_app, copies, strict=True)), first_id)
+    await conn.execute(sql, *args)
 
 
-async def copy_records(conn: Any, groups: list[list[Row]]) -> Statement | None:
-    """COPY each group's records (one app's rows, COLUMNS then the words text, ids assigned)
-    into logs; returns the statement adding one word block per app, for the caller to run in
-    the same transaction: a block must never be missing for a committed row (queries trust the
-    blocks to find every match)."""
-    records: list[Row] = []
+async def copy_batches(conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int) -> Statement:
+    """COPY the (app id, batch) records into logs, numbered from `first_id` in order (in place).
+    Returns the statement adding one word block per app, for the caller to run in the same
+    transaction: a block must never be missing for a committed row (queries trust the blocks
+    to find every match)."""
     blocks: dict[int, _Block] = {}
-    for rows in groups:
-        if not rows:
-            continue
-        records.extend(rows)
-        app_id = rows[0][_APP_ID]
-        first_id, last_id = min(r[_ID] for r in rows), max(r[_ID] for r in rows)
-        min_ts, max_ts = min(r[_TS] for r in rows), max(r[_TS] for r in rows)
+    next_id = first_id
+    for app_id, copy in copies:
+        for record_id, record in enumerate(copy.records, next_id):
+            record[_ID] = record_id
         block = blocks.get(app_id)
         if block is None:
-            block = blocks[app_id] = _Block(first_id, min_ts)
-        block.first_id, block.last_id = min(block.first_id, first_id), max(block.last_id, last_id)
-        block.min_ts, block.max_ts = min(block.min_ts, min_ts), max(block.max_ts, max_ts)
-        block.texts.extend(row[-1] for row in rows)
+            blocks[app_id] = _Block(next_id, copy)
+        else:
+            block.add(next_id, copy)
+        next_id += len(copy.records)
+    records = copies[0][1].records if len(copies) == 1 else list(chain.from_iterable(c.records for _, c in copies))
     await conn.copy_records_to_table("logs", records=records, columns=(*COLUMNS, "words"))
-    if not blocks:
-        return None
     return _INSERT_BLOCKS, [
         list(blocks), *([getattr(b, name) for b in blocks.values()] for name in ("first_id", "last_id", "min_ts", "max_ts")),
-        ["".join(b.texts) for b in blocks.values()],  # each text starts and ends with a space
+        [b.text() for b in blocks.values()],
     ]
+
+
+def _short(words: set[str]) -> set[str]:
+    """`words` without those too long for a block (BLOCK_WORD_MAX)."""
+    if max(map(len, words), default=0) <= BLOCK_WORD_MAX:
+        return words
+    return {w for w in words if len(w) <= BLOCK_WORD_MAX}
 
 
 def one_statement(parts: list[Statement]) -> Statement:
@@ -137,9 +168,9 @@ async def commit_postgres(
     *,
     lock_key: int,
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
-) -> list[Row]:
-    """Write the batches in one transaction; returns the rows with their new ids (and their
-    words text after the COLUMNS; each batch's `rows` become these). Batches already stored
+) -> tuple[int, list[Batch]]:
+    """Write the batches in one transaction; returns the first new id and the batches stored
+    (not duplicates), whose rows have the ids from it on, in order. Batches already stored
     are given to `mark_duplicate`.
 
     Round trips: BEGIN; the lock with the ids; the batch ids (when
@@ -147,35 +178,21 @@ async def commit_postgres(
     before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
     live tail re-reads gaps, and rolled-back commits leave them too)."""
     total = sum(len(b.rows) for b in batches)
+    for b in batches:  # batches queued by requests come prepared (server.ingest)
+        if b.rows and b.copy is None:
+            b.copy = prepare_copy(b.rows, b.requests)
+    first_id = 0
     async with conn.transaction():
         # The advisory lock serialises writers across processes, so ids commit in increasing order.
         if total:
-            last_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total)
+            first_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total) - total + 1
         else:
             await conn.execute(_LOCK_ONLY, lock_key)
         fresh = await _fresh(conn, batches, now, mark_duplicate)
-        rows: list[Row] = []
         parts: list[Statement] = []
-        if any(b.rows for b in fresh):
-            next_id = last_id - total + 1
-            groups: list[list[Row]] = []
-            for b in fresh:
-                if not b.rows:
-                    continue
-                texts = b.words or prepare_words(b.rows)
-                if b.requests:  # COPY: COLUMNS (the request fields after LOG_COLUMNS), then the words
-                    fields = {i: (route, us, bin_) for i, route, us, bin_ in b.requests}
-                    b.rows = [(next_id + i, *row[1:], *fields.get(i, _NOT_A_REQUEST), text)
-                              for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
-                else:
-                    b.rows = [(next_id + i, *row[1:], None, None, None, text)
-                              for i, (row, text) in enumerate(zip(b.rows, texts, strict=True))]
-                next_id += len(b.rows)
-                rows.extend(b.rows)
-                groups.append(b.rows)
-            blocks = await copy_records(conn, groups)
-            if blocks is not None:
-                parts.append(blocks)
+        copies = [(b.app_id, b.copy) for b in fresh if b.copy is not None]
+        if copies:
+            parts.append(await copy_batches(conn, copies, first_id))
         if fresh:
             parts.append(("UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])",
                           [now, sorted({b.key_id for b in fresh})]))
@@ -185,7 +202,7 @@ async def commit_postgres(
         if parts:
             sql, args = one_statement(parts)
             await conn.execute(sql, *args)
-    return rows
+    return first_id, fresh
 
 
 async def _fresh(

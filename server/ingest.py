@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server._pg_writer import prepare_words
+from server._pg_writer import prepare_copy
 from server.apps import verify_ingest_key
 from server.errors import ApiError
 from server.ingest_validate import Limits, RecordError, replace_nul, validate_record
@@ -123,10 +123,10 @@ async def ingest(request: Request) -> Response:
     if rows or batch_id is not None or report:
         writer = state.writer
         batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, requests or None)
-        # Tokenised here, where requests run side by side with the commit in progress, not on
-        # the writer's serial path.
+        # COPY data (records, words) made here, where requests run side by side with the commit
+        # in progress, not on the writer's serial path.
         if rows and writer.db.dialect == "postgresql":
-            batch.words = prepare_words(rows)
+            batch.copy = prepare_copy(rows, requests)
         try:
             accepted, rejected, duplicate = await writer.submit(batch)
         except WriterOverloaded:

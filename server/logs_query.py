@@ -6,11 +6,12 @@ digits, case-insensitive); a log matches when its message contains every word.
 
 SQLite asks its FTS5 table. PostgreSQL has no per-row word index (with its text[] column it
 was more than half of the insert cost: docs/storage.md): each log's words are text checked
-with `LIKE '% w %'`, and word blocks (one per app per commit: an id range and the union of its
+as ' w1 w2 w3 ' text (`log_has_word`, migration 0008: stored for non-ASCII messages, derived
+from the message for the others), and word blocks (one per app per commit: an id range and the union of its
 logs' words, GIN-indexed) say where matches can be. A keyword query finds the blocks holding
 every word, answers an empty page if there are none, and reads only their id ranges, newest
 blocks first, until the page is full (`_pg_keyword_rows`); when the blocks are many (a common
-word) or the other filters leave few logs, the plain query with the `LIKE` filters is cheaper
+word) or the other filters leave few logs, the plain query with the word filters is cheaper
 and runs instead.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 
 from server.errors import ApiError
-from server.fulltext import BLOCK_WORD_MAX, like_pattern, words
+from server.fulltext import BLOCK_WORD_MAX, words
 from server.ingest_validate import COLUMNS, LEVELS, LOG_COLUMNS
 
 __all__ = ["LogQuery", "format_ts", "parse_log_query", "row_to_api", "run_log_query"]
@@ -205,8 +206,8 @@ def build_sql(dialect: str, app_id: int, query: LogQuery) -> tuple[str, dict[str
                 where.append("l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :fts AND rowid >= :fts_min_id)")
         else:
             for i, word in enumerate(query.words):
-                values[f"wl{i}"] = like_pattern(word)
-                where.append(f"l.words LIKE :wl{i}")
+                values[f"w{i}"] = word
+                where.append(f"log_has_word(l.message, l.words, :w{i})")
     if query.after_id is not None:
         where.append("l.id > :after_id")
         values["after_id"] = query.after_id

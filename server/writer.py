@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from server._pg_writer import commit_postgres
+from server._pg_writer import CopyBatch, commit_postgres
 from server._sqlite_writer import HealthJob, SqliteCommit, SqliteWriterConnection
 from server.db import DB
 from server.health_rollup import HealthDelta
@@ -62,15 +62,15 @@ class Batch:
     report: dict[str, Any] | None = None
     # Request records' (index in rows, route, duration_us, duration_bin), for the health aggregates.
     requests: list[tuple[int, str, int, int]] | None = None
-    # PostgreSQL: the rows' keyword data (server._pg_writer.prepare_words), computed by the
-    # request so the writer, the one serial step of ingest, need not.
-    words: list[str] | None = None
+    # PostgreSQL: the rows as COPY data with their keyword data (server._pg_writer.prepare_copy),
+    # made by the request so the writer, the one serial step of ingest, need not.
+    copy: CopyBatch | None = None
     future: asyncio.Future[tuple[int, int, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # result: (accepted, rejected, duplicate)
 
 
 class CommittedRows(Sequence[tuple[Any, ...]]):
-    """A SQLite commit's rows with their ids, numbered on first use, on the event loop: most
+    """A commit's rows with their ids, numbered on first use, on the event loop: most
     commits have no listener that reads them (the hub skips apps nobody tails), and numbering
     them on the writer's thread, or here for every commit, cost 8-10% of that thread's time."""
 
@@ -282,12 +282,12 @@ class LogWriter:
         accepted, rejected = stored if stored else (0, 0)
         batch.future.set_result((accepted, rejected, True))
 
-    async def _commit_postgres(self, batches: list[Batch]) -> list[tuple[Any, ...]]:
+    async def _commit_postgres(self, batches: list[Batch]) -> Sequence[tuple[Any, ...]]:
         async with self.db.raw() as conn:
-            rows = await commit_postgres(
+            first_id, fresh = await commit_postgres(
                 conn, batches, now_s(), lock_key=_ADVISORY_KEY, mark_duplicate=self._mark_duplicate,
             )
-        return rows
+        return CommittedRows(first_id, [b.rows for b in fresh if b.rows])
 
     async def _checkpoint_loop(self) -> None:
         """SQLite: copy the WAL into the database once a second, off the writer's thread.
