@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from server.ingest_validate import replace_nul
+from server.ingest_validate import Limits, RecordError, replace_nul, validate_record
 from tests.conftest import AppFixture, Client
 
 
@@ -218,3 +218,24 @@ def test_replace_nul_walks_any_depth() -> None:
         out = out["k"] if (4999 - i) % 2 else out[0]
     assert out == "\ufffd"
     assert replace_nul("x\x00") == "x\ufffd" and replace_nul(5) == 5
+
+
+def test_timestamps_and_levels_off_the_fast_path_get_the_full_checks() -> None:
+    now = int(time.time() * 1_000_000)
+    limits = Limits(32768, 16384, 5, 65536)
+
+    def row(**fields: Any) -> tuple[Any, ...]:
+        return validate_record({"timestamp": 1.5, "level": "INFO", "message": "m", **fields}, 1, "prod", now, limits)
+
+    assert row()[2] == 1_500_000 and row(timestamp=0.0)[2] == 0 and row(timestamp=-0.0)[2] == 0
+    assert row(timestamp=1)[2] == 1_000_000 and row(timestamp="1970-01-01T00:00:02Z")[2] == 2_000_000
+    assert row(timestamp=now / 1e6 + 3600)[2] == round((now / 1e6 + 3600) * 1e6)
+    for bad, reason in ((now / 1e6 + 25 * 3600, "24 hours in the future"), (1e13, "24 hours in the future"),
+                        (-1.0, "non-negative"), (float("nan"), "finite"), (float("inf"), "finite"), (True, "boolean")):
+        with pytest.raises(RecordError, match=reason):
+            row(timestamp=bad)
+    assert row(level="info")[4:6] == (20, "INFO") and row(level="Warn")[4:6] == (30, "WARNING")
+    assert row(level=25)[4:6] == (25, "INFO") and row(level="FATAL")[4:6] == (50, "CRITICAL")
+    for bad in ("LOUD", ["INFO"], None, 51):
+        with pytest.raises(RecordError):
+            row(level=bad)
