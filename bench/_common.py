@@ -77,10 +77,10 @@ def server_env(database_url: str, data_dir: str, port: int, **extra: str) -> dic
             "PORT": str(port), "DASHBOARD": "false", "INGEST_RATE_LIMIT": "0", "API_RATE_LIMIT": "0", **extra}
 
 
-def provision(env: dict[str, str]) -> tuple[str, str]:
-    """Create a user with an app; returns (api_key, personal token)."""
+def provision(env: dict[str, str], root: Path = ROOT) -> tuple[str, str]:
+    """Create a user with an app (with the server code of `root`); returns (api_key, personal token)."""
     def run(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=root, capture_output=True,
                              text=True, timeout=120, check=True)
         return out.stdout
 
@@ -91,11 +91,12 @@ def provision(env: dict[str, str]) -> tuple[str, str]:
 
 
 @contextmanager
-def server(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """uvicorn (uvloop, httptools, one worker) on env's PORT; yields the process."""
+def server(env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """uvicorn (uvloop, httptools, one worker) on env's PORT, running the code of `root` (this
+    checkout by default); yields the process."""
     cmd = [sys.executable, "-m", "uvicorn", "server.asgi:app", "--port", env["PORT"], "--log-level", "warning",
            "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=env, cwd=root)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -1,0 +1,80 @@
+"""Paired ingest rounds: this checkout against another commit, alternating, on the same data.
+
+    .venv/bin/python bench/ingest_ab.py REF [--only postgresql] [--pairs 8] [--seconds 8]
+
+The shared machine's speed drifts by 20-40% within minutes, so a change worth less than that
+shows only in pairs: each pair runs REF (checked out in a temporary git worktree) and this
+checkout one after the other, each with a fresh database and server (uvicorn, one worker,
+32 keep-alive clients posting batches of 100 loghub messages, 3 s unmeasured, then
+--seconds measured; as bench/ingest_throughput.py). Prints each pair and the median of the
+pairs' ratios. Both servers run this virtual environment; REF's own migrations and code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    ROOT,
+    database,
+    free_port,
+    make_logs,
+    post_load,
+    provision,
+    sample_messages,
+    server,
+    server_env,
+)
+
+
+def one_round(kind: str, root: Path, bodies: list[bytes], seconds: float, connections: int) -> float:
+    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
+        env = server_env(url, data_dir, free_port())
+        key, _ = provision(env, root)
+        with server(env, root):
+            post_load(int(env["PORT"]), key, bodies, 3, connections)
+            ok, _, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
+    return ok * 100 / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("ref", help="the commit to compare against (e.g. HEAD~1)")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default="postgresql")
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    rng = random.Random(1)
+    messages = sample_messages()  # this checkout's loghub sample, for both
+    bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Path(tmp) / "ref"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(other), args.ref], cwd=ROOT, check=True)
+        try:
+            ratios = []
+            for pair in range(args.pairs):
+                before = one_round(args.only, other, bodies, args.seconds, args.connections)
+                after = one_round(args.only, ROOT, bodies, args.seconds, args.connections)
+                ratios.append(after / before)
+                print(f"[{args.only}] pair {pair + 1}: {args.ref} {before:,.0f}, this checkout {after:,.0f} logs/s "
+                      f"({after / before:.2f}x)", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
+    print(f"[{args.only}] median ratio over {len(ratios)} pairs: {statistics.median(ratios):.2f}x "
+          f"(this checkout faster in {sum(r > 1 for r in ratios)} of {len(ratios)})")
+
+
+if __name__ == "__main__":
+    main()
