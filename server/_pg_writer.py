@@ -29,7 +29,19 @@ __all__ = ["CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_lo
 Row = tuple[Any, ...]
 Statement = tuple[str, list[Any]]  # SQL with $1.. placeholders, and its arguments
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-# MATERIALIZED and the lone FROM make the lock come first, then the ids.
+# One round trip before the COPY: the lock, then the ids and the batch ids. MATERIALIZED and
+# the FROM l make the lock come first (a batch id inserted before it could wait on another
+# writer's uncommitted one while that writer waits for the lock: a deadlock). The batch ids
+# newly recorded come back; the others are duplicates. $2 = 0: no ids.
+_LOCK_IDS_AND_BATCHES = (
+    "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)), "
+    "ins AS (INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
+    "SELECT b.app_id, b.batch_id, $5, b.accepted, b.rejected "
+    "FROM l, unnest($3::bigint[], $4::text[], $6::bigint[], $7::bigint[]) AS b (app_id, batch_id, accepted, rejected) "
+    "ON CONFLICT DO NOTHING RETURNING app_id, batch_id) "
+    "SELECT CASE WHEN $2::bigint > 0 THEN setval('logs_id_seq', nextval('logs_id_seq') + $2::bigint - 1) ELSE 0 END, "
+    "(SELECT array_agg(app_id) FROM ins), (SELECT array_agg(batch_id) FROM ins) FROM l"
+)
 _LOCK_AND_IDS = (
     "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) "
     "SELECT setval('logs_id_seq', nextval('logs_id_seq') + $2 - 1) FROM l"
@@ -37,12 +49,6 @@ _LOCK_AND_IDS = (
 _LOCK_ONLY = "SELECT pg_advisory_xact_lock($1)"
 _INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) SELECT a, k, t, r::jsonb "
                    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x (a, k, t, r)")
-_INSERT_BATCH_IDS = (
-    "INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-    "SELECT b.app_id, b.batch_id, $3, b.accepted, b.rejected "
-    "FROM unnest($1::bigint[], $2::text[], $4::bigint[], $5::bigint[]) AS b (app_id, batch_id, accepted, rejected) "
-    "ON CONFLICT DO NOTHING RETURNING app_id, batch_id"
-)
 _NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
@@ -173,22 +179,30 @@ async def commit_postgres(
     (not duplicates), whose rows have the ids from it on, in order. Batches already stored
     are given to `mark_duplicate`.
 
-    Round trips: BEGIN; the lock with the ids; the batch ids (when
-    any); COPY; every other write as one statement; COMMIT. Ids are allocated for all rows
+    Round trips: BEGIN; the lock with the ids and the batch ids; COPY; every other write as
+    one statement; COMMIT (and one more to read a duplicate's first answer). Ids are allocated for all rows
     before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
     live tail re-reads gaps, and rolled-back commits leave them too)."""
     total = sum(len(b.rows) for b in batches)
     for b in batches:  # batches queued by requests come prepared (server.ingest)
         if b.rows and b.copy is None:
             b.copy = prepare_copy(b.rows, b.requests)
-    first_id = 0
+    keyed = [b for b in batches if b.batch_id is not None]
     async with conn.transaction():
         # The advisory lock serialises writers across processes, so ids commit in increasing order.
-        if total:
-            first_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total) - total + 1
+        inserted: set[tuple[int, str]] = set()
+        if keyed:
+            last_id, apps, batch_ids = await conn.fetchrow(
+                _LOCK_IDS_AND_BATCHES, lock_key, total, [b.app_id for b in keyed], [b.batch_id for b in keyed], now,
+                [len(b.rows) for b in keyed], [b.rejected for b in keyed],
+            )
+            inserted = set(zip(apps or [], batch_ids or [], strict=True))
+        elif total:
+            last_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total)
         else:
             await conn.execute(_LOCK_ONLY, lock_key)
-        fresh = await _fresh(conn, batches, now, mark_duplicate)
+        first_id = last_id - total + 1 if total else 0
+        fresh = await _fresh(conn, batches, inserted, mark_duplicate)
         parts: list[Statement] = []
         copies = [(b.app_id, b.copy) for b in fresh if b.copy is not None]
         if copies:
@@ -206,16 +220,12 @@ async def commit_postgres(
 
 
 async def _fresh(
-    conn: Any, batches: list[Batch], now: int, mark_duplicate: Callable[[Batch, tuple[int, int] | None], None]
+    conn: Any, batches: list[Batch], inserted: set[tuple[int, str]],
+    mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
 ) -> list[Batch]:
-    """The batches not already stored, in order; records the others' batch ids' first answers."""
-    keyed = [b for b in batches if b.batch_id is not None]
-    if not keyed:
-        return batches
-    inserted = {(r[0], r[1]) for r in await conn.fetch(
-        _INSERT_BATCH_IDS, [b.app_id for b in keyed], [b.batch_id for b in keyed], now,
-        [len(b.rows) for b in keyed], [b.rejected for b in keyed],
-    )}
+    """The batches not already stored (no batch id, or one of `inserted`, the (app id, batch
+    id) pairs this commit recorded), in order; gives the others to `mark_duplicate` with their
+    batch ids' first answers."""
     fresh: list[Batch] = []
     repeated: list[Batch] = []
     for batch in batches:

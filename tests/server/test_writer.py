@@ -129,6 +129,37 @@ def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> 
     asyncio.run(go())
 
 
+def test_two_writers_retrying_the_same_batch_ids_store_each_once(settings: Settings) -> None:
+    """Two writers (as two server processes: a pool each) commit the same batch ids at the same
+    time, as an SDK retrying against another process would: each batch is stored once, every
+    request gets an answer, and no commit deadlocks (the batch ids are recorded after the
+    lock is taken, in the same statement)."""
+    async def go() -> None:
+        async with _migrated(settings.database_url) as db:
+            other = DB(settings.database_url)
+            await other.connect()
+            writers = [LogWriter(d, max_queue_records=100_000, max_commit_records=300, batch_retention_hours=1)
+                       for d in (db, other)]
+            for writer in writers:
+                await writer.start()
+            try:
+                row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+                futures = [writers[(i + k) % 2].submit(Batch(1, 1, [row] * 10, 0, f"b{i}"))
+                           for i in range(60) for k in range(2)]
+                results = await asyncio.gather(*futures)
+            finally:
+                for writer in writers:
+                    await writer.stop()
+                await other.disconnect()
+            for i in range(60):
+                pair = results[2 * i: 2 * i + 2]
+                assert sorted(r[2] for r in pair) == [False, True] and all(r[:2] == (10, 0) for r in pair), (i, pair)
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 600
+            assert sum(w.stats["failed_commits"] for w in writers) == 0
+
+    asyncio.run(go())
+
+
 def test_sqlite_wal_starts_over_under_steady_ingest(tmp_path: Path) -> None:
     """The once-a-second checkpoint never catches up with a writer that never pauses; the
     writer finishes it before its next commit so the WAL file starts over instead of growing
