@@ -5,10 +5,10 @@ Keyword semantics (both databases): the keyword is split into words (runs of let
 digits, case-insensitive); a log matches when its message contains every word.
 
 SQLite asks its FTS5 table. PostgreSQL has no per-row word index (with its text[] column it
-was more than half of the insert cost: docs/storage.md): each log's words are text checked
-as ' w1 w2 w3 ' text (`log_has_word`, migration 0008: stored for non-ASCII messages, derived
-from the message for the others), and word blocks (one per app per commit: an id range and the union of its
-logs' words, GIN-indexed) say where matches can be. A keyword query finds the blocks holding
+was more than half of the insert cost: docs/storage.md): each log's words are checked as
+' w1 w2 w3 ' text (`log_has_word`, migration 0008: stored for non-ASCII messages, derived
+from the message for the others), and word blocks (one per app per commit: an id range and
+the union of its logs' words, GIN-indexed) say where matches can be. A keyword query finds the blocks holding
 every word, answers an empty page if there are none, and reads only their id ranges, newest
 blocks first, until the page is full (`_pg_keyword_rows`); when the blocks are many (a common
 word) or the other filters leave few logs, the plain query with the word filters is cheaper
@@ -116,9 +116,10 @@ def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery
     now = time.time_ns() // 1000
     query = LogQuery(limit=default_limit)
     for name in params:  # the tail's filters and the dashboard's come here without server.nul_guard
-        if any("\x00" in value for value in params.getlist(name)):
-            raise ApiError(400, "invalid_parameter", f"query parameter {name} must not contain NUL characters (%00)",
-                           field=name)
+        if "\x00" in name or any("\x00" in value for value in params.getlist(name)):
+            field_name = name.replace("\x00", "\ufffd")
+            raise ApiError(400, "invalid_parameter",
+                           f"query parameter {field_name} must not contain NUL characters (%00)", field=field_name)
     for raw in params.getlist("level"):
         query.levels.extend(_level_number(v, "level") for v in raw.split(",") if v.strip())
     if params.get("min_level"):
