@@ -63,11 +63,12 @@ def stored_word_text(text: str) -> str | None:
 
 def distinct_words(texts: list[str]) -> set[str]:
     """The distinct lower-cased words of all `texts` (the union of their `words`)."""
-    joined = " ".join(texts)
+    # Repeated messages (a flood of one error) are split once; hashing them costs ~1/30 of that.
+    joined = " ".join(set(texts))
     if joined.isascii():  # one pass over all of them: 4x cheaper than a text at a time
         return set(joined.lower().translate(_ASCII_SEPARATORS).split())
     found: set[str] = set()
-    for text in texts:
+    for text in set(texts):
         found.update(split_words(text))
     return found
 
