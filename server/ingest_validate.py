@@ -14,7 +14,10 @@ import orjson
 
 from server.health_rollup import request_fields
 
-__all__ = ["COLUMNS", "LEVELS", "LOG_COLUMNS", "Limits", "RecordError", "replace_nul", "validate_record"]
+__all__ = [
+    "COLUMNS", "FUTURE_SLACK_US", "INT64_MAX", "INT64_MIN", "LEVELS", "LOG_COLUMNS", "SHORT_MAX", "Limits", "RecordError", "attributes_text",
+    "check_message_size", "exception_text", "replace_nul", "validate_record",
+]
 
 LEVELS: dict[str, tuple[int, str]] = {
     "DEBUG": (10, "DEBUG"),
@@ -39,7 +42,8 @@ COLUMNS = (
 LOG_COLUMNS = COLUMNS[:18]  # every log's, in every database's logs table
 _SHORT_FIELDS = ("service", "logger", "environment", "release", "host", "thread_name", "trace_id", "request_id")
 SHORT_MAX = 256
-_FUTURE_SLACK_US = 24 * 3600 * 1_000_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # process_id: a BIGINT column
+FUTURE_SLACK_US = 24 * 3600 * 1_000_000
 _EPOCH_S_MAX = 1e12  # far beyond any accepted timestamp (the year 33658)
 
 
@@ -110,7 +114,7 @@ def _timestamp_us(value: Any, now_us: int) -> int:
         raise RecordError("timestamp", "is required")
     else:
         raise RecordError("timestamp", "must be epoch seconds or an ISO 8601 string")
-    if ts > now_us + _FUTURE_SLACK_US:
+    if ts > now_us + FUTURE_SLACK_US:
         raise RecordError("timestamp", "is more than 24 hours in the future")
     return ts
 
@@ -140,7 +144,33 @@ def _depth(value: Any, limit: int, level: int = 1) -> bool:
     return True
 
 
-def _exception(value: Any, limits: Limits) -> str:
+def attributes_text(attributes: Any, limits: Limits, requests: list[tuple[int, str, int, int]] | None, index: int) -> str | None:
+    """The attributes as stored (JSON text; None when empty); a request record's fields are
+    appended to `requests` (see validate_record)."""
+    if not isinstance(attributes, dict):
+        raise RecordError("attributes", "must be a JSON object")
+    if not attributes:
+        return None
+    encoded = orjson.dumps(attributes)
+    if len(encoded) > limits.max_attributes_bytes:
+        raise RecordError(
+            "attributes",
+            f"is {len(encoded)} bytes as JSON; the limit is {limits.max_attributes_bytes} (INGEST_MAX_ATTRIBUTES_BYTES)",
+        )
+    # Nesting is at most the number of brackets (those in strings only add to it), so the walk
+    # is needed only past that: flat attributes skip it.
+    deep = encoded.count(b"{") + encoded.count(b"[") > limits.max_attribute_depth
+    if deep and not _depth(attributes, limits.max_attribute_depth):
+        raise RecordError("attributes", f"nests deeper than {limits.max_attribute_depth} levels (INGEST_MAX_ATTRIBUTE_DEPTH)")
+    if "duration_ms" in attributes and requests is not None:
+        request = request_fields(attributes)
+        if request is not None:
+            requests.append((index, *request))
+    return encoded.decode()
+
+
+def exception_text(value: Any, limits: Limits) -> str:
+    """The exception as stored: JSON text with its type, value and traceback (frames rendered)."""
     if isinstance(value, str):
         exc: dict[str, Any] = {"type": "", "value": "", "traceback": value}
     elif isinstance(value, dict):
@@ -159,6 +189,14 @@ def _exception(value: Any, limits: Limits) -> str:
             "exception", f"is {len(text)} bytes; the limit is {limits.max_traceback_bytes} (INGEST_MAX_TRACEBACK_BYTES)"
         )
     return text.decode()
+
+
+def check_message_size(message: str, limits: Limits) -> None:
+    if len(message.encode()) > limits.max_message_bytes:
+        raise RecordError(
+            "message",
+            f"is {len(message.encode())} bytes; the limit is {limits.max_message_bytes} (INGEST_MAX_MESSAGE_BYTES)",
+        )
 
 
 def _render_frames(frames: list[Any]) -> str:
@@ -186,7 +224,7 @@ def validate_record(
     # 12% of this function. Anything else, or anything wrong, takes the full checks.
     value = get("timestamp")
     ts = round(value * 1_000_000) if value.__class__ is float and 0.0 <= value < _EPOCH_S_MAX else -1
-    if not 0 <= ts <= received_at + _FUTURE_SLACK_US:  # not the fast path, or in the future
+    if not 0 <= ts <= received_at + FUTURE_SLACK_US:  # not the fast path, or in the future
         ts = _timestamp_us(value, received_at)
     value = get("level")
     found = LEVELS.get(value) if value.__class__ is str else None
@@ -194,11 +232,8 @@ def validate_record(
     message = get("message")
     if not isinstance(message, str):
         raise RecordError("message", "is required and must be a string")
-    if len(message) * 4 > limits.max_message_bytes and len(message.encode()) > limits.max_message_bytes:
-        raise RecordError(
-            "message",
-            f"is {len(message.encode())} bytes; the limit is {limits.max_message_bytes} (INGEST_MAX_MESSAGE_BYTES)",
-        )
+    if len(message) * 4 > limits.max_message_bytes:  # may be over the limit (UTF-8: at most 4 bytes a character)
+        check_message_size(message, limits)
     short: list[str] = []
     for name in _SHORT_FIELDS:
         value = get(name)
@@ -212,34 +247,14 @@ def validate_record(
             raise RecordError(name, "must be a string")
     service, logger, environment, release, host, thread_name, trace_id, request_id = short
     process_id = get("process_id")
-    if process_id is not None and (not isinstance(process_id, int) or isinstance(process_id, bool)):
-        raise RecordError("process_id", "must be an integer")
+    if process_id is not None and (
+        not isinstance(process_id, int) or isinstance(process_id, bool) or not INT64_MIN <= process_id <= INT64_MAX
+    ):
+        raise RecordError("process_id", "must be an integer of at most 64 bits")
     attributes = get("attributes")
-    attributes_json = None
-    if attributes is not None:
-        if not isinstance(attributes, dict):
-            raise RecordError("attributes", "must be a JSON object")
-        if attributes:
-            encoded = orjson.dumps(attributes)
-            if len(encoded) > limits.max_attributes_bytes:
-                raise RecordError(
-                    "attributes",
-                    f"is {len(encoded)} bytes as JSON; the limit is {limits.max_attributes_bytes} (INGEST_MAX_ATTRIBUTES_BYTES)",
-                )
-            # Nesting is at most the number of brackets (those in strings only add to it), so
-            # the walk is needed only past that: flat attributes skip it.
-            deep = encoded.count(b"{") + encoded.count(b"[") > limits.max_attribute_depth
-            if deep and not _depth(attributes, limits.max_attribute_depth):
-                raise RecordError(
-                    "attributes", f"nests deeper than {limits.max_attribute_depth} levels (INGEST_MAX_ATTRIBUTE_DEPTH)"
-                )
-            attributes_json = encoded.decode()
-            if "duration_ms" in attributes and requests is not None:
-                request = request_fields(attributes)
-                if request is not None:
-                    requests.append((index, *request))
+    attributes_json = None if attributes is None else attributes_text(attributes, limits, requests, index)
     exception = get("exception")
-    exception_json = None if exception is None else _exception(exception, limits)
+    exception_json = None if exception is None else exception_text(exception, limits)
     return (
         None, app_id, ts, received_at, level, level_name, service, logger, message, attributes_json,
         exception_json, environment or default_environment, release, host, process_id, thread_name,

@@ -191,7 +191,7 @@ def _schemas() -> dict[str, Any]:
             "sdk": {"type": "object"}, "logs": {"type": "array", "items": {"$ref": "#/components/schemas/LogIn"}}}},
         "LogIn": {"type": "object", "required": ["timestamp", "level", "message"], "properties": {
             "timestamp": {"oneOf": [{"type": "number"}, s]}, "level": {"oneOf": [s, i]}, "message": s,
-            "service": s, "logger": s, "environment": s, "release": s, "host": s, "process_id": i, "thread_name": s,
+            "service": s, "logger": s, "environment": s, "release": s, "host": s, "process_id": {"type": "integer", "format": "int64"}, "thread_name": s,
             "attributes": {"type": "object"}, "exception": {"oneOf": [{"type": "object"}, s]}, "trace_id": s, "request_id": s}},
         "IngestResult": {"type": "object", "properties": {
             "accepted": i, "rejected": i, "batch_id": {"type": ["string", "null"]}, "duplicate": {"type": "boolean"},

@@ -65,6 +65,7 @@ class Received:
     payload: dict[str, Any]
     status: int
     at: float = field(default_factory=time.monotonic)
+    body: bytes = b""  # as sent, gunzipped
 
 
 class Sink:
@@ -114,7 +115,7 @@ class Sink:
         payload = json.loads(body) if body else {}
         status, answer, extra = self._answer(scope, headers, payload)
         with self._lock:
-            self.requests.append(Received(headers, payload, status))
+            self.requests.append(Received(headers, payload, status, body=body))
         raw = json.dumps(answer).encode()
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
         head += [(k.encode(), v.encode()) for k, v in extra.items()]
