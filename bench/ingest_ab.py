@@ -5,7 +5,7 @@
 The shared machine's speed drifts by 20-40% within minutes, so a change worth less than that
 shows only in pairs: each pair runs REF (checked out in a temporary git worktree) and this
 checkout one after the other, each with a fresh database and server (uvicorn, one worker,
-32 keep-alive clients posting batches of 100 loghub messages, 3 s unmeasured, then
+64 keep-alive clients posting batches of 100 loghub messages, 3 s unmeasured, then
 --seconds measured; as bench/ingest_throughput.py). Prints each pair and the median of the
 pairs' ratios. Both servers run this virtual environment; REF's own migrations and code.
 """
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     rng = random.Random(1)
     messages = sample_messages()  # this checkout's loghub sample, for both

@@ -149,3 +149,9 @@ def test_a_process_id_past_64_bits_is_refused_by_name_and_the_other_logs_are_sto
         {"index": 1, "field": "process_id", "message": "process_id must be an integer of at most 64 bits"}]
     logs = client.get(f"/api/apps/{owned_app.app_id}/logs").json()["logs"]
     assert [(log["message"], log["process_id"]) for log in logs] == [("kept", 2**63 - 1)]
+
+
+def test_nul_escaped_or_raw_never_takes_the_fast_path() -> None:
+    log = {"timestamp": NOW_US * _S, "level": "INFO", "message": "a\x00b"}
+    assert fast_payload(_json({"logs": [log]})) is None  # \u0000: replaced on the general path
+    assert fast_payload(_json({"logs": [log]}).replace(b"\\u0000", b"\x00")) is None  # not JSON: 400 there
