@@ -16,7 +16,7 @@ from server.health_rollup import request_fields
 
 __all__ = [
     "COLUMNS", "FUTURE_SLACK_US", "INT64_MAX", "INT64_MIN", "LEVELS", "LOG_COLUMNS", "SHORT_MAX", "Limits", "RecordError", "attributes_text",
-    "check_message_size", "exception_text", "replace_nul", "validate_record",
+    "check_message_size", "exception_text", "level_of", "replace_nul", "timestamp_us", "validate_record",
 ]
 
 LEVELS: dict[str, tuple[int, str]] = {
@@ -93,7 +93,7 @@ def replace_nul(payload: Any) -> Any:
     return payload
 
 
-def _timestamp_us(value: Any, now_us: int) -> int:
+def timestamp_us(value: Any, now_us: int) -> int:
     if isinstance(value, bool):
         raise RecordError("timestamp", "must be epoch seconds or an ISO 8601 string, not a boolean")
     if isinstance(value, (int, float)):
@@ -119,7 +119,7 @@ def _timestamp_us(value: Any, now_us: int) -> int:
     return ts
 
 
-def _level(value: Any) -> tuple[int, str]:
+def level_of(value: Any) -> tuple[int, str]:
     if isinstance(value, str):
         found = LEVELS.get(value) or LEVELS.get(value.upper())
         if found is not None:
@@ -225,10 +225,10 @@ def validate_record(
     value = get("timestamp")
     ts = round(value * 1_000_000) if value.__class__ is float and 0.0 <= value < _EPOCH_S_MAX else -1
     if not 0 <= ts <= received_at + FUTURE_SLACK_US:  # not the fast path, or in the future
-        ts = _timestamp_us(value, received_at)
+        ts = timestamp_us(value, received_at)
     value = get("level")
     found = LEVELS.get(value) if value.__class__ is str else None
-    level, level_name = found if found is not None else _level(value)
+    level, level_name = found if found is not None else level_of(value)
     message = get("message")
     if not isinstance(message, str):
         raise RecordError("message", "is required and must be a string")

@@ -125,8 +125,6 @@ def test_whenever_the_fast_path_takes_a_body_it_makes_the_general_paths_rows() -
 @pytest.mark.parametrize("body", [
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "process_id": 2**64 - 1}]},
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "attributes": {"n": 2**70}}]},
-    {"logs": [{"timestamp": NOW_US * _S, "level": "info", "message": "m"}]},
-    {"logs": [{"timestamp": "2026-12-04T10:00:00Z", "level": "INFO", "message": "m"}]},
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "exception": {"frames": []}}]},
 ])
 def test_what_the_fast_path_leaves_goes_the_general_way(body: dict[str, Any]) -> None:
@@ -149,6 +147,19 @@ def test_a_process_id_past_64_bits_is_refused_by_name_and_the_other_logs_are_sto
         {"index": 1, "field": "process_id", "message": "process_id must be an integer of at most 64 bits"}]
     logs = client.get(f"/api/apps/{owned_app.app_id}/logs").json()["logs"]
     assert [(log["message"], log["process_id"]) for log in logs] == [("kept", 2**63 - 1)]
+
+
+def test_other_shippers_timestamps_and_levels_take_the_fast_path() -> None:
+    logs = [{"timestamp": "2026-12-04T10:00:00.250+01:00", "level": "info", "message": "iso"},
+            {"timestamp": 1796378400, "level": 35, "message": "integer seconds, numeric level"},
+            {"timestamp": "2026-12-04 10:00:00", "level": "warn", "message": "no offset: UTC"}]
+    body = _json({"logs": logs})
+    fast = fast_payload(body)
+    assert fast is not None
+    rows = fast_rows(fast.logs, 7, "prod", NOW_US, LIMITS, [])
+    assert rows is not None and _general(body) == (rows, [], [])
+    assert [(row[2], row[4], row[5]) for row in rows] == [
+        (1796374800250000, 20, "INFO"), (1796378400000000, 35, "WARNING"), (1796378400000000, 30, "WARNING")]
 
 
 def test_nul_escaped_or_raw_never_takes_the_fast_path() -> None:
