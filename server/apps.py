@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.accounts import User
-from server.db import DB
+from server.db import DB, as_bigint
 from server.errors import ApiError
 from server.security import ENVIRONMENT_RE, hash_secret, new_api_key, now_s
 
@@ -105,11 +105,8 @@ async def list_apps(db: DB, user: User) -> list[dict[str, Any]]:
 
 async def get_app(db: DB, user: User, app_id: Any) -> dict[str, Any]:
     """The app if `user` owns it; 404 otherwise (never 403: others' apps do not exist for you)."""
-    try:
-        numeric = int(app_id)
-    except (TypeError, ValueError):
-        numeric = -1
-    row = await db.fetch_one(
+    numeric = as_bigint(app_id)
+    row = None if numeric is None else await db.fetch_one(
         f"SELECT {_APP_COLUMNS} FROM apps a WHERE a.id = :id AND a.owner_id = :owner", {"id": numeric, "owner": user.id}
     )
     if row is None:
@@ -172,11 +169,8 @@ async def list_keys(db: DB, user: User, app_id: Any, include_revoked: bool = Fal
 
 async def _owned_key(db: DB, user: User, app_id: Any, key_id: Any) -> dict[str, Any]:
     app = await get_app(db, user, app_id)
-    try:
-        numeric = int(key_id)
-    except (TypeError, ValueError):
-        numeric = -1
-    row = await db.fetch_one(
+    numeric = as_bigint(key_id)
+    row = None if numeric is None else await db.fetch_one(
         f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.id = :id AND k.app_id = :app", {"id": numeric, "app": app["id"]}
     )
     if row is None:

@@ -18,7 +18,23 @@ from typing import Any
 
 import databases
 
-__all__ = ["DB", "Tx", "hide_password", "sqlite_connection"]
+__all__ = ["BIGINT_MAX", "BIGINT_MIN", "DB", "Tx", "as_bigint", "hide_password", "sqlite_connection"]
+
+# Ids, timestamps and other integers are BIGINT columns (SQLite INTEGER: the same 64 bits). A
+# larger Python int fails in the driver (a 500), so input is checked against these first.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+def as_bigint(value: Any) -> int | None:
+    """`value` (an int, or a string of decimal digits) as an int that fits a BIGINT; else None."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.lstrip("-").isdigit() or len(value) > 20:
+            return None
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if BIGINT_MIN <= value <= BIGINT_MAX else None
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

@@ -18,10 +18,10 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from server.db import BIGINT_MAX, BIGINT_MIN
 from server.ingest_validate import (
+    EPOCH_S_MAX,
     FUTURE_SLACK_US,
-    INT64_MAX,
-    INT64_MIN,
     LEVELS,
     SHORT_MAX,
     Limits,
@@ -58,7 +58,7 @@ class FastLog(msgspec.Struct):
     thread_name: _Short = None
     trace_id: _Short = None
     request_id: _Short = None
-    process_id: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)] | None = None
+    process_id: Annotated[int, msgspec.Meta(ge=BIGINT_MIN, le=BIGINT_MAX)] | None = None
     attributes: dict[str, Any] | None = None
     exception: str | _Exception | None = None
 
@@ -96,7 +96,8 @@ def fast_rows(
     try:
         for index, log in enumerate(logs):
             value = log.timestamp
-            ts = round(value * 1_000_000) if value.__class__ is float else timestamp_us(value, received_at)
+            ts = (round(value * 1_000_000) if value.__class__ is float and 0.0 <= value < EPOCH_S_MAX
+                  else timestamp_us(value, received_at))
             if not 0 <= ts <= latest:
                 return None
             name = log.level

@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 
+from server.db import BIGINT_MAX, BIGINT_MIN
 from server.health_rollup import request_fields
 
 __all__ = [
-    "COLUMNS", "FUTURE_SLACK_US", "INT64_MAX", "INT64_MIN", "LEVELS", "LOG_COLUMNS", "SHORT_MAX", "Limits", "RecordError", "attributes_text",
+    "COLUMNS", "EPOCH_S_MAX", "FUTURE_SLACK_US", "LEVELS", "LOG_COLUMNS", "SHORT_MAX", "Limits", "RecordError", "attributes_text",
     "check_message_size", "exception_text", "level_of", "replace_nul", "timestamp_us", "validate_record",
 ]
 
@@ -42,9 +43,8 @@ COLUMNS = (
 LOG_COLUMNS = COLUMNS[:18]  # every log's, in every database's logs table
 _SHORT_FIELDS = ("service", "logger", "environment", "release", "host", "thread_name", "trace_id", "request_id")
 SHORT_MAX = 256
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # process_id: a BIGINT column
 FUTURE_SLACK_US = 24 * 3600 * 1_000_000
-_EPOCH_S_MAX = 1e12  # far beyond any accepted timestamp (the year 33658)
+EPOCH_S_MAX = 1e12  # far beyond any accepted timestamp (the year 33658)
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ def timestamp_us(value: Any, now_us: int) -> int:
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise RecordError("timestamp", "must be a finite, non-negative number of epoch seconds")
+        if value >= EPOCH_S_MAX:  # also keeps value * 1e6 finite (1e308 seconds made it inf: a 500)
+            raise RecordError("timestamp", "is more than 24 hours in the future")
         ts = int(round(value * 1_000_000))
     elif isinstance(value, str):
         try:
@@ -223,7 +225,7 @@ def validate_record(
     # Fast paths for what the SDK sends (epoch seconds as a float, a level name in capitals):
     # 12% of this function. Anything else, or anything wrong, takes the full checks.
     value = get("timestamp")
-    ts = round(value * 1_000_000) if value.__class__ is float and 0.0 <= value < _EPOCH_S_MAX else -1
+    ts = round(value * 1_000_000) if value.__class__ is float and 0.0 <= value < EPOCH_S_MAX else -1
     if not 0 <= ts <= received_at + FUTURE_SLACK_US:  # not the fast path, or in the future
         ts = timestamp_us(value, received_at)
     value = get("level")
@@ -248,7 +250,7 @@ def validate_record(
     service, logger, environment, release, host, thread_name, trace_id, request_id = short
     process_id = get("process_id")
     if process_id is not None and (
-        not isinstance(process_id, int) or isinstance(process_id, bool) or not INT64_MIN <= process_id <= INT64_MAX
+        not isinstance(process_id, int) or isinstance(process_id, bool) or not BIGINT_MIN <= process_id <= BIGINT_MAX
     ):
         raise RecordError("process_id", "must be an integer of at most 64 bits")
     attributes = get("attributes")

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from server.db import BIGINT_MAX, BIGINT_MIN, as_bigint
 from server.errors import ApiError
 from server.fulltext import BLOCK_WORD_MAX, words
 from server.ingest_validate import COLUMNS, LEVELS, LOG_COLUMNS
@@ -73,11 +74,20 @@ def parse_time(value: str, field_name: str, now_us: int) -> int:
     value = value.strip()
     match = _DURATION.match(value)
     if match:
-        return now_us - int(match.group(1)) * _UNITS[match.group(2)] * 1_000_000
-    try:
-        return int(float(value) * 1_000_000)
-    except ValueError:
-        pass
+        us = now_us - int(match.group(1)) * _UNITS[match.group(2)] * 1_000_000
+    else:
+        try:
+            us = int(float(value) * 1_000_000)
+        except OverflowError:  # inf
+            us = BIGINT_MAX + 1
+        except ValueError:
+            us = _iso_us(value, field_name)
+    if not BIGINT_MIN <= us <= BIGINT_MAX:
+        raise ApiError(400, "invalid_parameter", f"{field_name} is out of range; got {value[:40]!r}", field=field_name)
+    return us
+
+
+def _iso_us(value: str, field_name: str) -> int:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -105,10 +115,12 @@ def encode_cursor(ts: int, log_id: int) -> str:
 def _decode_cursor(value: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        ts, log_id = raw.split(":")
-        return int(ts), int(log_id)
+        ts, log_id = (as_bigint(part) for part in raw.split(":"))
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", field="cursor") from None
+        ts = log_id = None
+    if ts is None or log_id is None:
+        raise ApiError(400, "invalid_parameter", "cursor is not one this API returned", field="cursor")
+    return ts, log_id
 
 
 def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery:
@@ -140,10 +152,9 @@ def parse_log_query(params: Any, default_limit: int, max_limit: int) -> LogQuery
                 raise ApiError(400, "invalid_parameter", f"attribute name {name[:70]!r} must be 1-64 of A-Z a-z 0-9 _ . -", field=key)
             query.attributes[name] = params[key]
     if params.get("after_id"):
-        try:
-            query.after_id = int(params["after_id"])
-        except ValueError:
-            raise ApiError(400, "invalid_parameter", "after_id must be an integer", field="after_id") from None
+        query.after_id = as_bigint(params["after_id"])
+        if query.after_id is None:
+            raise ApiError(400, "invalid_parameter", "after_id must be an integer of at most 64 bits", field="after_id")
     if params.get("cursor"):
         query.cursor = _decode_cursor(params["cursor"])
     if params.get("limit"):

@@ -32,8 +32,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _resp(text[c], _ERROR) for c in codes}
 
 
-_APP_ID = {"name": "app_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_APP_ID = {"name": "app_id", "in": "path", "required": True, "schema": {"type": "integer", "format": "int64"}}
+_KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "integer", "format": "int64"}}
 _USER: list[dict[str, list[str]]] = [{"session": []}, {"token": []}]
 
 
@@ -103,7 +103,7 @@ def _paths() -> dict[str, Any]:
                     _q("environment", "Environments, comma-separated or repeated"),
                     _q("attr.NAME", "Attribute equality, e.g. attr.order_id=42"),
                     _q("cursor", "next_cursor of the previous page"),
-                    _q("after_id", "Only logs with a larger id, oldest first (used to resume a tail)", {"type": "integer"}),
+                    _q("after_id", "Only logs with a larger id, oldest first (used to resume a tail)", {"type": "integer", "format": "int64"}),
                     _q("limit", "Page size (QUERY_DEFAULT_LIMIT, at most QUERY_MAX_LIMIT)", {"type": "integer"}),
                 ],
                 "responses": {"200": _resp("A page of logs", {"$ref": "#/components/schemas/LogPage"}), **_errors(400, 401, 404, 429)},

@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket
 from server.accounts import User
 from server.apps import get_app
 from server.auth import authenticate, require_user
+from server.db import as_bigint
 from server.errors import ApiError
 from server.hub import HubClosed, Skipped
 from server.hub.filters import FILTER_KEYS, LogFilter
@@ -119,12 +120,11 @@ async def _caller(ws: WebSocket, app_id: int) -> User:
 
 def _parameters(ws: WebSocket) -> tuple[int, int | None, LogFilter]:
     params = ws.query_params
-    try:
-        app_id = int(params.get("app_id", ""))
-        after_raw = params.get("after_id")
-        after_id = int(after_raw) if after_raw not in (None, "") else None
-    except ValueError:
-        raise TailClose(4400, "invalid_parameter", "app_id (required) and after_id must be integers") from None
+    app_id = as_bigint(params.get("app_id", ""))
+    after_raw = params.get("after_id")
+    after_id = as_bigint(after_raw) if after_raw not in (None, "") else None
+    if app_id is None or (after_raw not in (None, "") and after_id is None):
+        raise TailClose(4400, "invalid_parameter", "app_id (required) and after_id must be integers of at most 64 bits")
     filters = {k: params.getlist(k) for k in params if k in FILTER_KEYS}
     try:
         return app_id, after_id, LogFilter.parse(filters)

@@ -49,7 +49,7 @@ def _json(payload: Any) -> bytes:
 
 _VALUES: dict[str, list[Any]] = {
     "timestamp": [NOW_US * _S, int(NOW_US * _S), 0, 0.0, -0.0, -1, NOW_US * _S + 2 * 86400, "2026-12-04T10:00:00Z",
-                  True, None, 1e300, 2**64, "soon"],
+                  True, None, 1e300, 1.7976931348623157e308, -1.7976931348623157e308, 2**64, "soon"],
     "level": ["INFO", "ERROR", "WARN", "FATAL", "info", "Warning", 30, 0, 50, 51, -1, True, None, "LOUD", 2.5],
     "message": ["ok", "", "é" * 50, "é" * 101, "x" * 200, "x" * 201, "😀" * 50, "😀" * 51, 5, None, ["a"]],
     "service": ["api", "", "x" * 256, "x" * 257, "é" * 256, "😀" * 256, "😀" * 257, 3, None],

@@ -111,6 +111,8 @@ def test_refusals_have_clear_close_codes(client: Client) -> None:
     assert refused(client, url, headers={"Authorization": "Bearer slt_" + "0" * 40}) == (4401, "unauthenticated")
     assert refused(client, url, headers=bob_headers) == (4404, "app_not_found")
     assert refused(client, "/ws/tail?app_id=x", headers=headers) == (4400, "invalid_parameter")
+    assert refused(client, "/ws/tail?app_id=37778931862957161709568", headers=headers) == (4400, "invalid_parameter")
+    assert refused(client, f"{url}&after_id=37778931862957161709568", headers=headers) == (4400, "invalid_parameter")
     assert refused(client, f"{url}&level=LOUD", headers=headers) == (4400, "invalid_parameter")
     assert refused(client, f"{url}&token=garbage") == (4401, "invalid_tail_token")
 
