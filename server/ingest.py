@@ -17,7 +17,7 @@ from starlette.responses import Response
 from server._pg_writer import prepare_copy
 from server.apps import verify_ingest_key
 from server.errors import ApiError
-from server.ingest_fast import fast_payload, fast_rows
+from server.ingest_fast import FastPayload, fast_payload, fast_rows
 from server.ingest_validate import Limits, RecordError, replace_nul, validate_record
 from server.security import API_KEY_RE, now_us
 from server.writer import Batch, WriterOverloaded, WriterStopped
@@ -82,18 +82,25 @@ def _general_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _fields(fast: FastPayload | None, body: bytes) -> tuple[Any, Any, Any, Any]:
+    """The body's api_key, logs, batch_id and client_report, as sent (`ingest` checks them)."""
+    if fast is not None:
+        return fast.api_key, fast.logs, fast.batch_id, fast.client_report
+    payload = _general_payload(body)
+    return payload.get("api_key"), payload.get("logs"), payload.get("batch_id"), payload.get("client_report")
+
+
 async def ingest(request: Request) -> Response:
     state = request.state
     settings = state.settings
     body = await _read_body(request, settings.ingest_max_body_bytes)
     # SDK-shaped bodies take the fast path (server.ingest_fast); the general one names every problem.
     fast = fast_payload(body)
-    payload: dict[str, Any] = {} if fast is not None else _general_payload(body)
-    key = _api_key(request, fast.api_key if fast is not None else payload.get("api_key"))
+    key_in_body, logs, batch_id, report = _fields(fast, body)
+    key = _api_key(request, key_in_body)
     found = await verify_ingest_key(state.db, key) if API_KEY_RE.match(key) else None
     if found is None:
         raise ApiError(401, "invalid_api_key", _INVALID_KEY, headers={"WWW-Authenticate": "Bearer"})
-    logs = fast.logs if fast is not None else payload.get("logs")
     if not isinstance(logs, list):
         raise ApiError(400, "invalid_body", "'logs' is required and must be a list", field="logs")
     max_records = settings.ingest_max_records
@@ -102,10 +109,8 @@ async def ingest(request: Request) -> Response:
             413, "too_many_records", f"{len(logs)} records in one request; the limit is {max_records} (INGEST_MAX_RECORDS)",
             field="logs",
         )
-    batch_id = fast.batch_id if fast is not None else payload.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128):
         raise ApiError(400, "invalid_body", "batch_id must be a string of 1 to 128 characters", field="batch_id")
-    report = fast.client_report if fast is not None else payload.get("client_report")
     if report is not None and not isinstance(report, dict):
         raise ApiError(400, "invalid_body", "client_report must be an object", field="client_report")
     wait = state.ingest_limiter.take(found.key_id, max(1, len(logs)))

@@ -116,7 +116,7 @@ def fast_rows(
                         and "duration_ms" not in attributes:
                     attributes_json = encoded.decode()
                 else:
-                    attributes_json = attributes_text(attributes, limits, requests, index)
+                    attributes_json = attributes_text(attributes, limits, requests, index, encoded)
             exc = log.exception
             exception = exc if exc is None or isinstance(exc, str) else {
                 "type": exc.type, "value": exc.value, "traceback": exc.traceback}

@@ -146,14 +146,19 @@ def _depth(value: Any, limit: int, level: int = 1) -> bool:
     return True
 
 
-def attributes_text(attributes: Any, limits: Limits, requests: list[tuple[int, str, int, int]] | None, index: int) -> str | None:
+def attributes_text(
+    attributes: Any, limits: Limits, requests: list[tuple[int, str, int, int]] | None, index: int,
+    encoded: bytes | None = None,
+) -> str | None:
     """The attributes as stored (JSON text; None when empty); a request record's fields are
-    appended to `requests` (see validate_record)."""
+    appended to `requests` (see validate_record). `encoded`: orjson's encoding of them, when
+    the caller has it."""
     if not isinstance(attributes, dict):
         raise RecordError("attributes", "must be a JSON object")
     if not attributes:
         return None
-    encoded = orjson.dumps(attributes)
+    if encoded is None:
+        encoded = orjson.dumps(attributes)
     if len(encoded) > limits.max_attributes_bytes:
         raise RecordError(
             "attributes",
