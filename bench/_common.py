@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
@@ -177,3 +178,19 @@ def make_logs(messages: list[tuple[str, str, str]], n: int, start: float, span_s
         logs.append({"timestamp": start + span_s * i / max(1, n), "level": level, "service": service,
                      "logger": f"{service}.main", "message": message, "attributes": {"seq": i, "host_id": i % 7}})
     return logs
+
+
+def ingest_bodies(messages: list[tuple[str, str, str]], rng: random.Random, count: int = 50) -> list[bytes]:
+    """`count` /ingest bodies of 100 logs each, stamped within the last minute."""
+    return [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(count)]
+
+
+@contextmanager
+def ingest_server(kind: str, root: Path = ROOT) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
+    """A fresh database of `kind` and a server (the code of `root`) on it, with an app:
+    (the server's process, its port, the app's API key)."""
+    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
+        env = server_env(url, data_dir, free_port())
+        key, _ = provision(env, root)
+        with server(env, root) as proc:
+            yield proc, int(env["PORT"]), key

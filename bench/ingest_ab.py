@@ -18,33 +18,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (
-    ROOT,
-    database,
-    free_port,
-    make_logs,
-    post_load,
-    provision,
-    sample_messages,
-    server,
-    server_env,
-)
+from bench._common import ROOT, ingest_bodies, ingest_server, post_load, sample_messages
 
 
 def one_round(kind: str, root: Path, bodies: list[bytes], seconds: float, connections: int) -> float:
-    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
-        env = server_env(url, data_dir, free_port())
-        key, _ = provision(env, root)
-        with server(env, root):
-            post_load(int(env["PORT"]), key, bodies, 3, connections)
-            ok, _, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
+    with ingest_server(kind, root) as (_, port, key):
+        post_load(port, key, bodies, 3, connections)
+        ok, _, elapsed = post_load(port, key, bodies, seconds, connections)
     return ok * 100 / elapsed
 
 
@@ -58,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(1)
     messages = sample_messages()  # this checkout's loghub sample, for both
-    bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
+    bodies = ingest_bodies(messages, rng)
     with tempfile.TemporaryDirectory() as tmp:
         other = Path(tmp) / "ref"
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(other), args.ref], cwd=ROOT, check=True)

@@ -19,15 +19,11 @@ import os
 import random
 import resource
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import database, free_port, make_logs, post_load, provision, sample_messages, server, server_env
+from bench._common import ingest_bodies, ingest_server, post_load, sample_messages
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -64,15 +60,12 @@ def _self_cpu() -> float:
 
 def measure(kind: str, connections: int, seconds: float, messages: list[tuple[str, str, str]]) -> None:
     rng = random.Random(1)
-    with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
-        env = server_env(url, data_dir, free_port())
-        key, _ = provision(env)
-        bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
-        with server(env) as proc:
-            post_load(int(env["PORT"]), key, bodies, 4, connections)
-            threads0, pg0, client0 = _threads(proc.pid), _postgres(), _self_cpu()
-            ok, bad, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
-            threads1, pg1, client1 = _threads(proc.pid), _postgres(), _self_cpu()
+    bodies = ingest_bodies(messages, rng)
+    with ingest_server(kind) as (proc, port, key):
+        post_load(port, key, bodies, 4, connections)
+        threads0, pg0, client0 = _threads(proc.pid), _postgres(), _self_cpu()
+        ok, bad, elapsed = post_load(port, key, bodies, seconds, connections)
+        threads1, pg1, client1 = _threads(proc.pid), _postgres(), _self_cpu()
     logs = ok * 100
     per_log = {tid: (cpu - threads0.get(tid, 0.0)) / logs * 1e6 for tid, cpu in threads1.items()}
     loop = per_log.pop(proc.pid, 0.0)

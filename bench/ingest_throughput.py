@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
     database,
     free_port,
+    ingest_bodies,
+    ingest_server,
     make_logs,
     peak_rss_mb,
     post_load,
@@ -98,15 +99,12 @@ def ingest_run(kind: str, seconds: float, messages: list, connections: int, warm
         baseline = asyncio.run(bulk_insert(url, rows_for(baseline_logs, 999, 1)))
     rates, rss, failed = [], [], 0
     for _ in range(rounds):  # each round: a fresh database and server
-        with database(kind) as url, tempfile.TemporaryDirectory() as data_dir:
-            env = server_env(url, data_dir, free_port())
-            key, _ = provision(env)
-            bodies = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(50)]
-            with server(env) as proc:
-                # Unmeasured: connections, prepared statements and caches warm up (steady state is the figure).
-                post_load(int(env["PORT"]), key, bodies, warmup, connections)
-                ok, bad, elapsed = post_load(int(env["PORT"]), key, bodies, seconds, connections)
-                rss.append(peak_rss_mb(proc.pid))
+        bodies = ingest_bodies(messages, rng)
+        with ingest_server(kind) as (proc, port, key):
+            # Unmeasured: connections, prepared statements and caches warm up (steady state is the figure).
+            post_load(port, key, bodies, warmup, connections)
+            ok, bad, elapsed = post_load(port, key, bodies, seconds, connections)
+            rss.append(peak_rss_mb(proc.pid))
         rates.append(ok * 100 / elapsed)
         failed += bad
         print(f"[{kind}]   round {len(rates)}: {rates[-1]:,.0f} logs/s, peak RSS {rss[-1]:.0f} MB", flush=True)
