@@ -31,6 +31,8 @@ import asyncpg
 
 from bench._common import PG_ADMIN_URL, make_logs, sample_messages
 from server._pg_writer import _INSERT_BLOCKS, commit_postgres, prepare_copy
+from server.accounts import ensure_user_by_email
+from server.apps import create_app
 from server.db import DB
 from server.fulltext import BLOCK_WORD_MAX, distinct_words, word_text
 from server.ingest_validate import Limits, validate_record
@@ -62,7 +64,7 @@ class Timed:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._conn, name)
-        if name not in ("copy_records_to_table", "execute", "fetchval", "fetch"):
+        if name not in ("copy_records_to_table", "execute", "fetchval", "fetchrow", "fetch"):
             return attr
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
@@ -70,7 +72,7 @@ class Timed:
             result = await attr(*args, **kwargs)
             sql = str(args[0]) if args else ""
             kind = ("COPY logs" if name == "copy_records_to_table" else "word blocks, keys, reports" if "log_word_blocks" in sql
-                    else "lock and ids" if "advisory" in sql else sql[:30])
+                    else "lock, keys and ids" if "advisory" in sql else sql[:30])
             self.totals[f"{kind} (backend CPU)"] += cpu_seconds(self._pid) - cpu
             self.totals[f"{kind} (wall)"] += time.perf_counter() - wall
             return result
@@ -94,6 +96,8 @@ async def commits(bodies: list[list[dict[str, Any]]], per_commit: int, n_commits
     totals: Counter[str] = Counter()
     try:
         await apply_migrations(db)
+        # App 1 with its active key 1: the writer stores a batch only when its key is active.
+        await create_app(db, await ensure_user_by_email(db, "bench@example.com"), "bench")
         async with db.raw() as conn:
             pid = await conn.fetchval("SELECT pg_backend_pid()")
             prepare = 0.0

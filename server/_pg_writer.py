@@ -24,29 +24,32 @@ from server.ingest_validate import COLUMNS
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
+__all__ = ["Commit", "CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
 
 Row = tuple[Any, ...]
+# What commit_postgres did: the first new id, the batches stored (their rows have the ids from
+# it on, in order), and those whose API key is no longer active (nothing of them stored).
+Commit = tuple[int, list["Batch"], list["Batch"]]
 Statement = tuple[str, list[Any]]  # SQL with $1.. placeholders, and its arguments
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-# One round trip before the COPY: the lock, then the ids and the batch ids. MATERIALIZED and
-# the FROM l make the lock come first (a batch id inserted before it could wait on another
-# writer's uncommitted one while that writer waits for the lock: a deadlock). The batch ids
-# newly recorded come back; the others are duplicates. $2 = 0: no ids.
-_LOCK_IDS_AND_BATCHES = (
+# One round trip before the COPY: the lock, then which of the batches' API keys ($3) are
+# still active (server.ingest_keys: requests trust cached keys, this is their check), the ids
+# and the batch ids of the batches whose key is active. MATERIALIZED and the FROM l make the
+# lock come first (a batch id inserted before it could wait on another writer's uncommitted
+# one while that writer waits for the lock: a deadlock). The active keys and the batch ids
+# newly recorded come back; the other batch ids are duplicates. $2 = 0: no ids.
+_LOCK_KEYS_IDS_AND_BATCHES = (
     "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)), "
+    "k AS MATERIALIZED (SELECT COALESCE(array_agg(a.id), '{}') AS ids FROM l, api_keys a "
+    "WHERE a.id = ANY($3::bigint[]) AND a.revoked_at IS NULL), "
     "ins AS (INSERT INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
-    "SELECT b.app_id, b.batch_id, $5, b.accepted, b.rejected "
-    "FROM l, unnest($3::bigint[], $4::text[], $6::bigint[], $7::bigint[]) AS b (app_id, batch_id, accepted, rejected) "
+    "SELECT b.app_id, b.batch_id, $4, b.accepted, b.rejected "
+    "FROM k, unnest($5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[]) "
+    "AS b (app_id, key_id, batch_id, accepted, rejected) WHERE b.key_id = ANY(k.ids) "
     "ON CONFLICT DO NOTHING RETURNING app_id, batch_id) "
     "SELECT CASE WHEN $2::bigint > 0 THEN setval('logs_id_seq', nextval('logs_id_seq') + $2::bigint - 1) ELSE 0 END, "
-    "(SELECT array_agg(app_id) FROM ins), (SELECT array_agg(batch_id) FROM ins) FROM l"
+    "(SELECT ids FROM k), (SELECT array_agg(app_id) FROM ins), (SELECT array_agg(batch_id) FROM ins) FROM l"
 )
-_LOCK_AND_IDS = (
-    "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)) "
-    "SELECT setval('logs_id_seq', nextval('logs_id_seq') + $2 - 1) FROM l"
-)
-_LOCK_ONLY = "SELECT pg_advisory_xact_lock($1)"
 _INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, report) SELECT a, k, t, r::jsonb "
                    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x (a, k, t, r)")
 _NOT_A_REQUEST = (None, None, None)
@@ -174,15 +177,16 @@ async def commit_postgres(
     *,
     lock_key: int,
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
-) -> tuple[int, list[Batch]]:
-    """Write the batches in one transaction; returns the first new id and the batches stored
-    (not duplicates), whose rows have the ids from it on, in order. Batches already stored
-    are given to `mark_duplicate`.
+) -> Commit:
+    """Write the batches in one transaction (Commit). Batches already stored are given to
+    `mark_duplicate`; batches whose API key was revoked (or deleted) are neither stored nor
+    recorded as batch ids.
 
-    Round trips: BEGIN; the lock with the ids and the batch ids; COPY; every other write as
-    one statement; COMMIT (and one more to read a duplicate's first answer). Ids are allocated for all rows
-    before duplicates are known, so a duplicate batch leaves a gap in the ids (harmless: the
-    live tail re-reads gaps, and rolled-back commits leave them too)."""
+    Round trips: BEGIN; the lock with the keys, the ids and the batch ids; COPY; every other
+    write as one statement; COMMIT (and one more to read a duplicate's first answer). Ids are
+    allocated for all rows before duplicates and revoked keys are known, so such a batch
+    leaves a gap in the ids (harmless: the live tail re-reads gaps, and rolled-back commits
+    leave them too)."""
     total = sum(len(b.rows) for b in batches)
     for b in batches:  # batches queued by requests come prepared (server.ingest)
         if b.rows and b.copy is None:
@@ -190,18 +194,17 @@ async def commit_postgres(
     keyed = [b for b in batches if b.batch_id is not None]
     async with conn.transaction():
         # The advisory lock serialises writers across processes, so ids commit in increasing order.
-        inserted: set[tuple[int, str]] = set()
-        if keyed:
-            last_id, apps, batch_ids = await conn.fetchrow(
-                _LOCK_IDS_AND_BATCHES, lock_key, total, [b.app_id for b in keyed], [b.batch_id for b in keyed], now,
-                [len(b.rows) for b in keyed], [b.rejected for b in keyed],
-            )
-            inserted = set(zip(apps or [], batch_ids or [], strict=True))
-        elif total:
-            last_id = await conn.fetchval(_LOCK_AND_IDS, lock_key, total)
-        else:
-            await conn.execute(_LOCK_ONLY, lock_key)
+        last_id, active, apps, batch_ids = await conn.fetchrow(
+            _LOCK_KEYS_IDS_AND_BATCHES, lock_key, total, sorted({b.key_id for b in batches}), now,
+            [b.app_id for b in keyed], [b.key_id for b in keyed], [b.batch_id for b in keyed],
+            [len(b.rows) for b in keyed], [b.rejected for b in keyed],
+        )
+        inserted = set(zip(apps or [], batch_ids or [], strict=True))
         first_id = last_id - total + 1 if total else 0
+        active_keys = set(active)
+        revoked = [b for b in batches if b.key_id not in active_keys]
+        if revoked:
+            batches = [b for b in batches if b.key_id in active_keys]
         fresh = await _fresh(conn, batches, inserted, mark_duplicate)
         parts: list[Statement] = []
         copies = [(b.app_id, b.copy) for b in fresh if b.copy is not None]
@@ -216,7 +219,7 @@ async def commit_postgres(
         if parts:
             sql, args = one_statement(parts)
             await conn.execute(sql, *args)
-    return first_id, fresh
+    return first_id, fresh, revoked
 
 
 async def _fresh(

@@ -39,8 +39,9 @@ HealthJob = tuple[int, int, "HealthDelta | None"]
 # (deleting the newest rows must not make ids repeat). Usually the former: SQLite numbers rows
 # inserted without an id that way itself, and the writer's thread need not renumber them.
 _MAX_IDS = f"SELECT COALESCE((SELECT MAX(id) FROM logs), 0), {WATERMARK_GET}"
-# (first new id, fresh batch indexes, duplicates by batch index, whether each health job was applied)
-SqliteCommit = tuple[int, list[int], dict[int, tuple[int, int]], list[bool]]
+# (first new id, fresh batch indexes, duplicates by batch index, whether each health job was
+# applied, indexes of batches whose API key is no longer active)
+SqliteCommit = tuple[int, list[int], dict[int, tuple[int, int]], list[bool], list[int]]
 _WATERMARK = f"SELECT {WATERMARK_GET}"
 _SET_WATERMARK = WATERMARK_SET.format(p="?")
 
@@ -79,7 +80,9 @@ class SqliteWriterConnection:
     def commit(self, batches: list[BatchSpec], now: int, jobs: Sequence[HealthJob] = ()) -> SqliteCommit:
         """Write the batches, and the health aggregator's passes `jobs`, in one transaction.
         Returns the first new id (the fresh batches' rows have the ids from it on, in order),
-        the fresh batches' indexes, duplicates by batch index, and which jobs were applied."""
+        the fresh batches' indexes, duplicates by batch index, which jobs were applied, and the
+        batches whose API key was revoked or deleted (requests trust cached keys; this is
+        their check, server.ingest_keys): neither stored nor recorded as batch ids."""
         conn = self._conn
         assert conn is not None
         if self.finish_checkpoint:
@@ -91,7 +94,12 @@ class SqliteWriterConnection:
         try:
             duplicates: dict[int, tuple[int, int]] = {}
             fresh: list[int] = []
-            for index, (app_id, _, batch_id, accepted, rejected, _, _, _) in enumerate(batches):
+            revoked: list[int] = []
+            active = _active_keys(conn, {spec[1] for spec in batches})
+            for index, (app_id, key_id, batch_id, accepted, rejected, _, _, _) in enumerate(batches):
+                if key_id not in active:
+                    revoked.append(index)
+                    continue
                 if batch_id is not None:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO ingest_batches (app_id, batch_id, committed_at, accepted, rejected) "
@@ -142,7 +150,7 @@ class SqliteWriterConnection:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return first_id, fresh, duplicates, applied
+        return first_id, fresh, duplicates, applied, revoked
 
     def _apply_health(self, conn: sqlite3.Connection, job: HealthJob) -> bool:
         """A health aggregator's pass, unless the watermark moved since it read it (another
@@ -154,3 +162,11 @@ class SqliteWriterConnection:
             write_sqlite(conn, delta, self._latency_cache)
         conn.execute(_SET_WATERMARK, (upto,))
         return True
+
+
+def _active_keys(conn: sqlite3.Connection, key_ids: set[int]) -> set[int]:
+    """Which of `key_ids` are API keys not revoked (in the caller's transaction)."""
+    if not key_ids:
+        return set()
+    marks = ", ".join("?" * len(key_ids))
+    return {row[0] for row in conn.execute(f"SELECT id FROM api_keys WHERE revoked_at IS NULL AND id IN ({marks})", tuple(key_ids))}

@@ -24,6 +24,7 @@ from server.health_retention import health_running
 from server.health_store import HealthReader
 from server.hub import create_hub
 from server.ingest import ingest
+from server.ingest_keys import IngestKeys
 from server.ingest_validate import Limits
 from server.migrate import apply_migrations
 from server.nul_guard import NulGuard
@@ -101,6 +102,7 @@ def build_state(settings: Settings) -> dict[str, Any]:
             publish_queue_max=settings.hub_publish_queue_max,
         ),
         "tails": tail.TailSessions(),
+        "ingest_keys": IngestKeys(db),
         "ingest_limiter": TokenBuckets(settings.ingest_rate_limit, 2 * settings.ingest_rate_limit),
         "api_limiter": TokenBuckets(settings.api_rate_limit / 60, settings.api_rate_limit / 6),
         "device_start_limiter": TokenBuckets(settings.device_start_rate_limit / 60, settings.device_start_rate_limit),

@@ -15,16 +15,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server._pg_writer import prepare_copy
-from server.apps import verify_ingest_key
+from server.apps import IngestKey
 from server.errors import ApiError
 from server.ingest_fast import FastPayload, fast_payload, fast_rows
+from server.ingest_keys import IngestKeys
 from server.ingest_validate import Limits, RecordError, replace_nul, validate_record
 from server.security import API_KEY_RE, now_us
-from server.writer import Batch, WriterOverloaded, WriterStopped
+from server.writer import Batch, KeyRevoked, WriterOverloaded, WriterStopped
 
 __all__ = ["ingest"]
 
 _INVALID_KEY = "missing, unknown or revoked API key"
+
+
+def _invalid_key() -> ApiError:
+    return ApiError(401, "invalid_api_key", _INVALID_KEY, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -90,20 +95,12 @@ def _fields(fast: FastPayload | None, body: bytes) -> tuple[Any, Any, Any, Any]:
     return payload.get("api_key"), payload.get("logs"), payload.get("batch_id"), payload.get("client_report")
 
 
-async def ingest(request: Request) -> Response:
-    state = request.state
-    settings = state.settings
-    body = await _read_body(request, settings.ingest_max_body_bytes)
-    # SDK-shaped bodies take the fast path (server.ingest_fast); the general one names every problem.
-    fast = fast_payload(body)
-    key_in_body, logs, batch_id, report = _fields(fast, body)
-    key = _api_key(request, key_in_body)
-    found = await verify_ingest_key(state.db, key) if API_KEY_RE.match(key) else None
-    if found is None:
-        raise ApiError(401, "invalid_api_key", _INVALID_KEY, headers={"WWW-Authenticate": "Bearer"})
+def _check_request(state: Any, found: IngestKey, logs: Any, batch_id: Any, report: Any) -> None:
+    """The whole-request checks after the key's: 400 for a missing field or one of the wrong
+    type, 413 past the records limit, 429 past the key's rate limit."""
     if not isinstance(logs, list):
         raise ApiError(400, "invalid_body", "'logs' is required and must be a list", field="logs")
-    max_records = settings.ingest_max_records
+    max_records = state.settings.ingest_max_records
     if len(logs) > max_records:
         raise ApiError(
             413, "too_many_records", f"{len(logs)} records in one request; the limit is {max_records} (INGEST_MAX_RECORDS)",
@@ -119,6 +116,27 @@ async def ingest(request: Request) -> Response:
             429, "rate_limited", "this API key is over its rate limit (INGEST_RATE_LIMIT records per second)",
             headers={"Retry-After": state.ingest_limiter.retry_after(wait)},
         )
+
+
+async def ingest(request: Request) -> Response:
+    state = request.state
+    settings = state.settings
+    body = await _read_body(request, settings.ingest_max_body_bytes)
+    # SDK-shaped bodies take the fast path (server.ingest_fast); the general one names every problem.
+    fast = fast_payload(body)
+    key_in_body, logs, batch_id, report = _fields(fast, body)
+    key = _api_key(request, key_in_body)
+    keys: IngestKeys = state.ingest_keys
+    # A cached key is checked again by the commit (server.ingest_keys), or below when none follows.
+    found, cached = await keys.find(key) if API_KEY_RE.match(key) else (None, False)
+    if found is None:
+        raise _invalid_key()
+    try:
+        _check_request(state, found, logs, batch_id, report)
+    except ApiError:
+        if cached and await keys.recheck(key) is None:
+            raise _invalid_key() from None
+        raise
 
     limits: Limits = state.ingest_limits
     received_at = now_us()
@@ -149,12 +167,17 @@ async def ingest(request: Request) -> Response:
         except WriterOverloaded:
             raise ApiError(503, "ingest_overloaded", "the server is writing a backlog; retry shortly",
                            headers={"Retry-After": "1"}) from None
+        except KeyRevoked:
+            keys.forget(found.key_id)
+            raise _invalid_key() from None
         except WriterStopped:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry shortly",
                            headers={"Retry-After": "2"}) from None
         except Exception:
             raise ApiError(503, "storage_unavailable", "the database did not accept the write; retry shortly",
                            headers={"Retry-After": "2"}) from None
+    elif cached and await keys.recheck(key) is None:  # no commit to check the key: check it here
+        raise _invalid_key()
     body_out: dict[str, Any] = {"accepted": accepted, "rejected": rejected, "batch_id": batch_id, "duplicate": duplicate}
     body_out["errors"] = [] if duplicate else errors
     return Response(orjson.dumps(body_out), status_code=202, media_type="application/json")

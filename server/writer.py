@@ -2,14 +2,21 @@
 
 Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
 writer drains everything queued, writes it with the driver's bulk path (SQLite multi-row
-INSERTs on its own thread, see `server._sqlite_writer`; asyncpg `copy_records_to_table`, see
-`server._pg_writer`) and answers all of them at once. Log ids
+INSERTs, see `server._sqlite_writer`; asyncpg `copy_records_to_table`, see
+`server._pg_writer`) and answers all of them at once. Either runs on a thread of its own,
+committing back to back; the event loop answers the requests and calls the listeners. Log ids
 are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
 the live tail's resume depends on that.
 
 SQLite: the health aggregator's passes (server.health_aggregate) are written by this writer
 too, inside its next commit (`apply_health`): one writer per database.
+
+PostgreSQL: that thread runs an event loop of its own with a connection of its own (not
+the pool's): on the server's loop, busy validating requests, each of a commit's five round
+trips waited for the loop to read the reply, and commits took twice as long as the
+database's own work on them (docs/benchmarks.md, "The PostgreSQL writer's thread and cached
+API keys").
 
 Bound: at most `max_queue_records` records wait (plus those of the commits in progress: at
 most two of `max_commit_records`); `submit` raises `WriterOverloaded` past it (the request
@@ -24,24 +31,40 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+import asyncpg
+
 from server._pg_writer import CopyBatch, commit_postgres
-from server._sqlite_writer import HealthJob, SqliteCommit, SqliteWriterConnection
+from server._sqlite_writer import HealthJob, SqliteWriterConnection
 from server.db import DB
 from server.health_rollup import HealthDelta
 from server.security import now_s
 
-__all__ = ["Batch", "CommitListener", "LogWriter", "WriterOverloaded", "WriterStopped"]
+__all__ = ["Batch", "CommitListener", "KeyRevoked", "LogWriter", "WriterOverloaded", "WriterStopped"]
 
 log = logging.getLogger("server.writer")
 CommitListener = Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]]
-# (batches, the commit (server._sqlite_writer.SqliteCommit) or the error if it failed, health jobs and their futures)
-_SqliteResult = tuple[list["Batch"], "SqliteCommit | Exception", list[tuple[HealthJob, "asyncio.Future[bool]"]]]
+# A commit: the first new id (the fresh batches' rows have the ids from it on, in order), the
+# fresh batches' indexes, the duplicates' first answers by batch index, which health jobs
+# were applied, and the indexes of batches whose API key is no longer active (SQLite:
+# server._sqlite_writer.SqliteWriterConnection.commit).
+_Commit = tuple[int, list[int], Mapping[int, tuple[int, int] | None], list[bool], list[int]]
+# (batches, the commit or the error if it failed, health jobs and their futures)
+_Result = tuple[list["Batch"], "_Commit | Exception", list[tuple[HealthJob, "asyncio.Future[bool]"]]]
 _ADVISORY_KEY = 7_301_955_002
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's when installed (as the server's), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class WriterOverloaded(Exception):
@@ -50,6 +73,11 @@ class WriterOverloaded(Exception):
 
 class WriterStopped(Exception):
     pass
+
+
+class KeyRevoked(Exception):
+    """The batch's API key was revoked (or deleted) before its commit: nothing of it was
+    stored (server.ingest_keys)."""
 
 
 @dataclass
@@ -108,12 +136,11 @@ class LogWriter:
         self.listeners: list[CommitListener] = []
         self._queue: collections.deque[Batch] = collections.deque()
         self._queued_records = 0
-        # submit() appends on the event loop; the SQLite writer thread takes (see _sqlite_thread).
+        # submit() appends on the event loop; the writer's thread takes (see _sqlite_thread, _postgres_thread).
         self._has_work = threading.Condition(threading.Lock())
-        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
-        self._results: asyncio.Queue[_SqliteResult | None] = asyncio.Queue()  # bound: _undelivered
+        self._results: asyncio.Queue[_Result | None] = asyncio.Queue()  # bound: _undelivered
         self._undelivered = threading.Semaphore(2)
         self._stopping = False
         self._sqlite_conn: SqliteWriterConnection | None = None
@@ -121,30 +148,28 @@ class LogWriter:
         # SQLite: run once a second just after the WAL starts over (the health aggregator's tick).
         self.after_checkpoint: Callable[[], Awaitable[None]] | None = None
         self._last_cleanup = 0.0
-        self.stats = {"commits": 0, "records": 0, "overloaded": 0, "duplicates": 0, "failed_commits": 0}
+        self.stats = {"commits": 0, "records": 0, "overloaded": 0, "duplicates": 0, "failed_commits": 0, "revoked": 0}
 
     @property
     def queued_records(self) -> int:
         return self._queued_records
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         if self.db.dialect == "sqlite":
             # Its own connection and thread: queries on the shared connection never queue behind a commit.
             self._sqlite_conn = SqliteWriterConnection(self.db.sqlite_path)
             await asyncio.to_thread(self._sqlite_conn.open)
             self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
-            self._thread = threading.Thread(
-                target=self._sqlite_thread, args=(asyncio.get_running_loop(),), name="sqlite-log-writer", daemon=True
-            )
-            self._thread.start()
-            self._task = asyncio.create_task(self._deliver_sqlite(), name="log-writer")
+            self._thread = threading.Thread(target=self._sqlite_thread, args=(loop,), name="sqlite-log-writer", daemon=True)
         else:
-            self._task = asyncio.create_task(self._run_postgres(), name="log-writer")
+            self._thread = threading.Thread(target=self._postgres_thread, args=(loop,), name="postgres-log-writer", daemon=True)
+        self._thread.start()
+        self._task = asyncio.create_task(self._deliver(), name="log-writer")
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         self._stopping = True
-        self._wakeup.set()
         with self._has_work:
             self._has_work.notify_all()
         if self._task is not None:
@@ -173,7 +198,6 @@ class LogWriter:
             self._queue.append(batch)
             self._queued_records += n
             self._has_work.notify()
-        self._wakeup.set()
         return batch.future
 
     async def apply_health(self, watermark: int, upto: int, delta: HealthDelta | None) -> bool:
@@ -199,24 +223,30 @@ class LogWriter:
             self._queued_records -= count
         return taken
 
+    def _wait_for_work(self) -> list[tuple[HealthJob, asyncio.Future[bool]]] | None:
+        """On the writer's thread: wait until something is queued; then the health jobs queued
+        (SQLite), or None once stopping with everything committed. Waits for the event loop
+        to take the results of earlier commits when two are undelivered (the bound)."""
+        with self._has_work:
+            while not self._queue and not self._health_jobs and not self._stopping:
+                self._has_work.wait()
+            if self._stopping and not self._queue and not self._health_jobs:
+                return None
+            jobs, self._health_jobs = self._health_jobs, []
+        self._undelivered.acquire()
+        return jobs
+
     def _sqlite_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         """SQLite: commit back to back on this thread, taking what is queued the moment the
         previous commit ends; the event loop, often busy validating requests, only answers them
         afterwards (when the loop started each commit, the writer sat idle 17% of the time)."""
         writer = self._sqlite_conn
         assert writer is not None, "start() opens the SQLite writer"
-        while True:
-            with self._has_work:
-                while not self._queue and not self._health_jobs and not self._stopping:
-                    self._has_work.wait()
-                if self._stopping and not self._queue and not self._health_jobs:
-                    break  # everything queued is committed
-                jobs, self._health_jobs = self._health_jobs, []
-            self._undelivered.acquire()  # bound: results of two commits wait for the loop, at most
+        while (jobs := self._wait_for_work()) is not None:
             batches = self._take()
             specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.requests)
                      for b in batches]
-            result: _SqliteResult
+            result: _Result
             try:
                 result = (batches, writer.commit(specs, now_s(), [job for job, _ in jobs]), jobs)
             except Exception as exc:
@@ -224,7 +254,49 @@ class LogWriter:
             loop.call_soon_threadsafe(self._results.put_nowait, result)
         loop.call_soon_threadsafe(self._results.put_nowait, None)
 
-    async def _deliver_sqlite(self) -> None:
+    def _postgres_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """PostgreSQL: commit back to back on this thread, in an event loop of its own (nothing
+        else runs on it, so waiting for work blocks it), with a connection of its own, opened
+        when first needed and again after it was lost."""
+        own_loop = _new_event_loop()
+        try:
+            own_loop.run_until_complete(self._postgres_commits(loop))
+        finally:
+            own_loop.close()
+            loop.call_soon_threadsafe(self._results.put_nowait, None)
+
+    async def _postgres_commits(self, loop: asyncio.AbstractEventLoop) -> None:
+        conn: asyncpg.Connection | None = None
+        try:
+            while self._wait_for_work() is not None:
+                batches = self._take()
+                result: _Result
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.db.url, server_settings={"application_name": "sentry-logger writer"})
+                    result = (batches, await self._commit_postgres(conn, batches), [])
+                except Exception as exc:
+                    result = (batches, exc, [])
+                loop.call_soon_threadsafe(self._results.put_nowait, result)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+    @staticmethod
+    async def _commit_postgres(conn: asyncpg.Connection, batches: list[Batch]) -> _Commit:
+        position = {id(b): i for i, b in enumerate(batches)}
+        duplicates: dict[int, tuple[int, int] | None] = {}
+
+        def duplicate(batch: Batch, stored: tuple[int, int] | None) -> None:
+            duplicates[position[id(batch)]] = stored
+
+        first_id, fresh, revoked = await commit_postgres(
+            conn, batches, now_s(), lock_key=_ADVISORY_KEY, mark_duplicate=duplicate,
+        )
+        return first_id, [position[id(b)] for b in fresh], duplicates, [], [position[id(b)] for b in revoked]
+
+    async def _deliver(self) -> None:
         while (result := await self._results.get()) is not None:
             self._undelivered.release()
             batches, outcome, jobs = result
@@ -233,27 +305,15 @@ class LogWriter:
                     done.set_exception(outcome)
                 await self._finish(batches, [], outcome)
                 continue
-            first_id, fresh, duplicates, applied = outcome
+            first_id, fresh, duplicates, applied, revoked = outcome
             for (_, done), ok in zip(jobs, applied, strict=True):
                 done.set_result(ok)
             for index, stored in duplicates.items():
                 self._mark_duplicate(batches[index], stored)
+            for index in revoked:
+                self.stats["revoked"] += 1
+                batches[index].future.set_exception(KeyRevoked())
             await self._finish(batches, CommittedRows(first_id, [batches[i].rows for i in fresh]), None)
-
-    async def _run_postgres(self) -> None:
-        while True:
-            if not self._queue:
-                if self._stopping:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batches = self._take()
-            try:
-                rows, error = await self._commit_postgres(batches), None
-            except Exception as exc:
-                rows, error = [], exc
-            await self._finish(batches, rows, error)
 
     async def _finish(self, batches: list[Batch], committed: Sequence[tuple[Any, ...]], error: Exception | None) -> None:
         """Answer the requests of one commit, then hand its rows to the listeners (in commit order)."""
@@ -281,13 +341,6 @@ class LogWriter:
         self.stats["duplicates"] += 1
         accepted, rejected = stored if stored else (0, 0)
         batch.future.set_result((accepted, rejected, True))
-
-    async def _commit_postgres(self, batches: list[Batch]) -> Sequence[tuple[Any, ...]]:
-        async with self.db.raw() as conn:
-            first_id, fresh = await commit_postgres(
-                conn, batches, now_s(), lock_key=_ADVISORY_KEY, mark_duplicate=self._mark_duplicate,
-            )
-        return CommittedRows(first_id, [b.rows for b in fresh if b.rows])
 
     async def _checkpoint_loop(self) -> None:
         """SQLite: copy the WAL into the database once a second, off the writer's thread.

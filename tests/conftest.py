@@ -27,9 +27,11 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
-from server.accounts import User, create_api_token, create_session, upsert_user
+from server import apps
+from server.accounts import User, create_api_token, create_session, ensure_user_by_email, upsert_user
 from server.app import create_app
 from server.auth import SESSION_COOKIE
+from server.db import DB
 from server.settings import Settings, load_settings
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -47,6 +49,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests last: their session-wide Playwright keeps an event loop in the main thread,
     which `asyncio.run` in other tests' code would trip over."""
     items.sort(key=lambda item: "/tests/frontend/" in str(item.path))
+
+
+async def ingest_key(db: DB) -> int:
+    """The id of a new active API key (of a new user's new app), for batches handed to a
+    LogWriter directly: the writer stores a batch only when its key is active at commit time."""
+    user = await ensure_user_by_email(db, f"writer-{secrets.token_hex(4)}@example.com")
+    _, _, key = await apps.create_app(db, user, "writer")
+    return int(key["id"])
 
 
 def _pg_base(url: str) -> str:

@@ -29,7 +29,7 @@ from server.logs_query import parse_log_query, run_log_query
 from server.migrate import apply_migrations
 from server.settings import Settings
 from server.writer import Batch, LogWriter
-from tests.conftest import AppFixture, Client
+from tests.conftest import AppFixture, Client, ingest_key
 
 BASE_US = 1_700_000_000_000_000
 APP_A, APP_B = 1, 2
@@ -65,8 +65,8 @@ def _row(app_id: int, ts: int, message: str) -> tuple[Any, ...]:
 class Logs:
     """A real writer and database, and what was stored, to work out the expected answers."""
 
-    def __init__(self, db: DB, writer: LogWriter) -> None:
-        self.db, self.writer = db, writer
+    def __init__(self, db: DB, writer: LogWriter, key_id: int) -> None:
+        self.db, self.writer, self.key_id = db, writer, key_id
         self.stored: list[Stored] = []
 
     async def commit(self, *batches: tuple[int, list[tuple[int, str]]]) -> None:
@@ -75,7 +75,7 @@ class Logs:
         for app_id, logs in batches:
             for ts, message in logs:
                 self.stored.append(Stored(app_id, ts, len(self.stored), message))
-            futures.append(self.writer.submit(Batch(app_id, 1, [_row(app_id, ts, m) for ts, m in logs])))
+            futures.append(self.writer.submit(Batch(app_id, self.key_id, [_row(app_id, ts, m) for ts, m in logs])))
         await asyncio.gather(*futures)
 
     def expected(self, app_id: int, q: str, since: int | None = None, after: str | None = None) -> list[str]:
@@ -117,7 +117,7 @@ def with_logs(settings: Settings, fill: Any, check: Any) -> None:
         writer = LogWriter(db, max_queue_records=100_000, max_commit_records=100_000, batch_retention_hours=1)
         await writer.start()
         try:
-            logs = Logs(db, writer)
+            logs = Logs(db, writer, await ingest_key(db))
             await fill(logs)
             await check(logs)
         finally:

@@ -241,3 +241,37 @@ def test_timestamps_and_levels_off_the_fast_path_get_the_full_checks() -> None:
     for bad in ("LOUD", ["INFO"], None, 51):
         with pytest.raises(RecordError):
             row(level=bad)
+
+
+def test_a_cached_key_revoked_by_another_process_gets_401_on_every_path(client: Client, owned_app: AppFixture) -> None:
+    """This process keeps keys it found (server.ingest_keys); another process revoking one (here
+    the same UPDATE, without this process knowing) must still make its next request 401, whatever
+    that request is, and store nothing of it, as if nothing were cached."""
+    keys = client.app_state["ingest_keys"]
+
+    def cached_then_revoked_elsewhere() -> str:
+        key = client.post(f"/api/apps/{owned_app.app_id}/keys", json={"environment": "dev"}).json()["api_key"]
+        assert client.post("/ingest", json={"api_key": key, "logs": [_log(0, message="before")]}).status_code == 202
+        cached = len(keys)
+        client.call(client.db.execute, "UPDATE api_keys SET revoked_at = 1 WHERE revoked_at IS NULL AND environment = 'dev'")
+        assert len(keys) == cached  # nothing told this process
+        return key
+
+    batch = {"logs": [_log(1, message="after")], "batch_id": "b-1"}
+    requests = [
+        {"logs": [_log(1, message="after")]},  # checked by the commit
+        batch,  # the batch id must not be recorded either
+        {"logs": []},  # nothing to commit: checked before the 202
+        {"logs": [{"level": "INFO"}]},  # every record rejected, no commit
+        {"logs": "not a list"},  # would be 400
+        {"logs": [_log()], "batch_id": ""},  # would be 400
+    ]
+    for body in requests:
+        key = cached_then_revoked_elsewhere()
+        r = client.post("/ingest", json={"api_key": key, **body})
+        assert r.status_code == 401, (body, r.text)
+        assert r.json()["error"]["code"] == "invalid_api_key"
+    assert [log["message"] for log in _stored(client, owned_app)] == ["before"] * len(requests)
+    # The refused batch id was not recorded: sent with an active key, it is stored, not a duplicate.
+    r = client.post("/ingest", json={"api_key": owned_app.api_key, **batch})
+    assert r.status_code == 202 and r.json()["duplicate"] is False and r.json()["accepted"] == 1

@@ -4,6 +4,7 @@ import asyncio
 
 from server.db import DB
 from server.migrate import apply_migrations, available_migrations, pending_migrations
+from tests.conftest import ingest_key
 
 
 def test_migrations_apply_once_and_are_recorded(empty_database_url: str) -> None:
@@ -113,7 +114,7 @@ def test_word_blocks_migration_converts_stored_logs(empty_database_url: str) -> 
             await writer.start()
             row = (None, 1, 9_000_000_000, 9_000_000_000, 40, "ERROR", "", "", "disk full again", None, None,
                    "", "", "", None, "", "", "")
-            await writer.submit(Batch(1, 1, [row]))
+            await writer.submit(Batch(1, await ingest_key(db), [row]))
             await writer.stop()
             assert await search(db, 1, "disk full") == ["disk full again"] + [message(i) for i in (4007, 3007, 2007, 1007, 7)]
             assert await search(db, 1, "disk") == ["disk full again", message(4500)] + [

@@ -18,18 +18,20 @@ import pytest
 from server.db import DB
 from server.migrate import apply_migrations
 from server.settings import Settings
-from server.writer import Batch, LogWriter, WriterOverloaded
-from tests.conftest import LiveApp, free_port
+from server.writer import Batch, KeyRevoked, LogWriter, WriterOverloaded
+from tests.conftest import LiveApp, free_port, ingest_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.asynccontextmanager
 async def _migrated(url: str) -> AsyncIterator[DB]:
+    """A migrated database with the active API key 1 (of app 1)."""
     db = DB(url)
     await db.connect()
     try:
         await apply_migrations(db)
+        assert await ingest_key(db) == 1  # the batches below are of key 1
         yield db
     finally:
         await db.disconnect()
@@ -222,3 +224,55 @@ def test_a_202_survives_a_crash_of_the_server(settings: Settings, tmp_path: Path
             await db.disconnect()
 
     assert asyncio.run(count()) == 500
+
+
+def test_a_batch_whose_key_was_revoked_before_its_commit_is_refused_and_not_recorded(settings: Settings) -> None:
+    async def go() -> None:
+        async with _migrated(settings.database_url) as db:
+            second = await ingest_key(db)
+            await db.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = :id", {"id": second})
+            writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+            kept = writer.submit(Batch(1, 1, [row] * 3, 0, "a"))
+            refused = writer.submit(Batch(1, second, [row] * 4, 0, "b", {"sdk": "x"}))
+            await writer.start()  # both queued: one commit
+            assert await kept == (3, 0, False)
+            with pytest.raises(KeyRevoked):
+                await refused
+            # Its batch id was not recorded: sent again with an active key, it is stored.
+            assert await writer.submit(Batch(1, 1, [row] * 4, 0, "b")) == (4, 0, False)
+            await writer.stop()
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 7
+            assert await db.fetch_val("SELECT COUNT(*) FROM sdk_reports") == 0
+            assert writer.stats["revoked"] == 1
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite's writer has no server connection to lose
+def test_postgres_writer_reconnects_after_losing_its_connection(settings: Settings) -> None:
+    """PostgreSQL: the writer's thread has a connection of its own; when the database ends it,
+    the commit in flight fails (its requests answer 503) and the next one connects again."""
+
+    async def go() -> None:
+        async with _migrated(settings.database_url) as db:
+            writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
+            await writer.start()
+            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+            assert await writer.submit(Batch(1, 1, [row] * 2)) == (2, 0, False)
+            ended = await db.fetch_val(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'sentry-logger writer'"
+            )
+            assert ended == 1
+            results = []
+            for _ in range(2):
+                try:
+                    results.append(await writer.submit(Batch(1, 1, [row] * 3)))
+                except Exception as exc:
+                    results.append(type(exc).__name__)
+            await writer.stop()
+            assert results[-1] == (3, 0, False)
+            assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 2 + 3 * sum(r == (3, 0, False) for r in results)
+
+    asyncio.run(go())
