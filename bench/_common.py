@@ -93,11 +93,13 @@ def provision(env: dict[str, str], root: Path = ROOT) -> tuple[str, str]:
 
 @contextmanager
 def server(env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
-    """uvicorn (uvloop, httptools, one worker) on env's PORT, running the code of `root` (this
-    checkout by default); yields the process."""
-    cmd = [sys.executable, "-m", "uvicorn", "server.asgi:app", "--port", env["PORT"], "--log-level", "warning",
-           "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, cwd=root)
+    """The server as the Procfile's `ingest` process runs it (`python -m server run
+    --no-dashboard`: one uvicorn worker, with uvloop and httptools, its access log at the
+    default level) on env's PORT, running the code of `root` (this checkout by default); yields
+    the process. Its output (start-up lines, access log) goes to a file, printed if it fails."""
+    cmd = [sys.executable, "-m", "server", "run", "--no-dashboard", "--host", "127.0.0.1", "--port", env["PORT"]]
+    output = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -106,7 +108,8 @@ def server(env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen[
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("server did not start") from None
+                    output.seek(0)
+                    raise RuntimeError(f"server did not start:\n{output.read().decode(errors='replace')[-4000:]}") from None
                 time.sleep(0.1)
         yield proc
     finally:
@@ -115,6 +118,7 @@ def server(env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen[
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        output.close()
 
 
 def peak_rss_mb(pid: int) -> float:

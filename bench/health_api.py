@@ -3,7 +3,7 @@
     .venv/bin/python bench/health_api.py [--seconds 10] [--rounds 2] [--only sqlite|postgresql] [--skip-ingest]
 
 For each database (SQLite file, PostgreSQL at TEST_POSTGRES_URL), fresh each time:
-1. ingest: uvicorn (uvloop, httptools, one worker) with POST /ingest, batches of 100 logs
+1. ingest: the server as deployed (`python -m server run --no-dashboard`) with POST /ingest, batches of 100 logs
    (loghub messages, 40% of them request records with method/route/status_code/duration_ms
    as the SDK middleware sends), 32 keep-alive connections; alternating runs with
    HEALTH_AGGREGATION=false (the baseline) and true, `--rounds` of each; medians and ratio.

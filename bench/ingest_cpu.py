@@ -5,7 +5,7 @@
 The server, database and load generator share this machine's cores, so the sum of their CPU
 per log sets a ceiling on logs/s that no tuning of one part lifts: cores / (us per log).
 For each database and client count: a fresh database and server (as bench/ingest_throughput.py:
-uvicorn with uvloop and httptools, one worker, batches of 100 loghub messages over keep-alive
+`python -m server run --no-dashboard`, one worker, batches of 100 loghub messages over keep-alive
 connections), 4 s unmeasured, then --seconds measured; CPU from /proc (utime + stime) of the
 server's threads (the event loop is the main thread; SQLite's writer and checkpointer are
 others), of every `postgres` process (the database's backends and its background writers),

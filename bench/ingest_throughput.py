@@ -6,7 +6,8 @@ For each database (SQLite file, PostgreSQL at TEST_POSTGRES_URL):
 1. baseline: the driver's own bulk insert (SQLite executemany / asyncpg COPY) into the same
    logs table (SQLite's FTS table, PostgreSQL's word text and word blocks included), 20,000 rows
    per transaction;
-2. ingest: uvicorn (uvloop, httptools, one worker) with POST /ingest, batches of 100 logs
+2. ingest: the server as deployed (`python -m server run --no-dashboard`: one uvicorn worker,
+   uvloop, httptools, access log on) with POST /ingest, batches of 100 logs
    (plain JSON, loghub messages), 64 keep-alive connections (--connections); after --warmup
    seconds (5) of unmeasured load, logs/s over --seconds and the server's peak RSS; --rounds (3)
    such runs, each on a fresh database and server, and their median (the machine is shared);

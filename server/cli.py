@@ -18,6 +18,9 @@ __all__ = ["main"]
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.access_log import quiet_ingest_access_log
+
+    quiet_ingest_access_log()  # uvicorn's logging set-up keeps filters
     overrides = {"host": args.host, "port": args.port}
     if args.no_dashboard:
         overrides["dashboard"] = False
