@@ -8,7 +8,7 @@ For each database (SQLite file, PostgreSQL at TEST_POSTGRES_URL):
    per transaction;
 2. ingest: the server as deployed (`python -m server run --no-dashboard`: one uvicorn worker,
    uvloop, httptools, access log on) with POST /ingest, batches of 100 logs
-   (plain JSON, loghub messages), 64 keep-alive connections (--connections); after --warmup
+   (plain JSON, loghub messages), 128 keep-alive connections (--connections: the peak of both databases' throughput; 64 before 2026-12-05, 08:15 UTC); after --warmup
    seconds (5) of unmeasured load, logs/s over --seconds and the server's peak RSS; --rounds (3)
    such runs, each on a fresh database and server, and their median (the machine is shared);
 3. query: 1M logs over 24 h stored straight through the driver, then
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--query-rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--skip-ingest", action="store_true", help="only the query latency part")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive clients (64: where throughput stops growing much, bench/ingest_cpu.py)")
+    parser.add_argument("--connections", type=int, default=128, help="concurrent keep-alive clients (128: where both databases' throughput peaks, bench/ingest_cpu.py --connections 64 128 256)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unmeasured load before measuring")
     parser.add_argument("--rounds", type=int, default=3, help="ingest runs (fresh database and server each); the median counts")
     args = parser.parse_args()
