@@ -207,9 +207,11 @@ async def regenerate_key(db: DB, user: User, app_id: Any, key_id: Any) -> tuple[
     return key, new_row
 
 
-async def verify_ingest_key(db: DB, key: str) -> IngestKey | None:
-    """The active key's app and environment; None for unknown and revoked keys alike. Never cached."""
+async def verify_ingest_key(db: DB, key_hash: str) -> IngestKey | None:
+    """The app and environment of the active key with this hash (security.hash_secret); None
+    for unknown and revoked keys alike. A database read every time (server.ingest_keys
+    keeps what it finds)."""
     row = await db.fetch_row_fast(
-        "SELECT id, app_id, environment FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", hash_secret(key)
+        "SELECT id, app_id, environment FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", key_hash
     )
     return None if row is None else IngestKey(int(row[0]), int(row[1]), row[2])

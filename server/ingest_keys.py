@@ -40,19 +40,19 @@ class IngestKeys:
         found = self._found.get(digest)
         if found is not None:
             return found, True
-        return await self._look_up(key, digest), False
+        return await self._look_up(digest), False
 
     async def recheck(self, key: str) -> IngestKey | None:
         """The key looked up in the database now (and the cache brought up to date)."""
-        return await self._look_up(key, hash_secret(key))
+        return await self._look_up(hash_secret(key))
 
     def forget(self, key_id: int) -> None:
         """Drop the key with this id (its commit found it revoked)."""
         for digest in [d for d, found in self._found.items() if found.key_id == key_id]:
             del self._found[digest]
 
-    async def _look_up(self, key: str, digest: str) -> IngestKey | None:
-        found = await verify_ingest_key(self.db, key)
+    async def _look_up(self, digest: str) -> IngestKey | None:
+        found = await verify_ingest_key(self.db, digest)
         if found is None:
             self._found.pop(digest, None)
             return None
