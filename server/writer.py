@@ -273,7 +273,10 @@ class LogWriter:
                 result: _Result
                 try:
                     if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(self.db.url, server_settings={"application_name": "sentry-logger writer"})
+                        # At most 10 s (asyncpg's default is 60): the requests of this commit are waiting.
+                        conn = await asyncpg.connect(
+                            self.db.url, timeout=10, server_settings={"application_name": "sentry-logger writer"},
+                        )
                     result = (batches, await self._commit_postgres(conn, batches), [])
                 except Exception as exc:
                     result = (batches, exc, [])

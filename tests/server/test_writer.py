@@ -276,3 +276,20 @@ def test_postgres_writer_reconnects_after_losing_its_connection(settings: Settin
             assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 2 + 3 * sum(r == (3, 0, False) for r in results)
 
     asyncio.run(go())
+
+
+def test_postgres_writer_answers_with_the_error_when_the_database_is_unreachable() -> None:
+    """No PostgreSQL where the writer connects: each commit's requests get the connection error
+    (the request answers 503), none waits for ever, and the writer stops cleanly."""
+    async def go() -> None:
+        writer = LogWriter(DB(f"postgresql://postgres@127.0.0.1:{free_port()}/test"),
+                           max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
+        await writer.start()
+        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
+        for _ in range(2):
+            with pytest.raises(OSError):
+                await asyncio.wait_for(writer.submit(Batch(1, 1, [row])), 15)
+        await asyncio.wait_for(writer.stop(), 15)
+        assert writer.stats["failed_commits"] == 2
+
+    asyncio.run(go())
