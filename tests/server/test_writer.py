@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -269,7 +270,7 @@ def test_postgres_writer_reconnects_after_losing_its_connection(settings: Settin
             for _ in range(2):
                 try:
                     results.append(await writer.submit(Batch(1, 1, [row] * 3)))
-                except Exception as exc:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # the connection ended
                     results.append(type(exc).__name__)
             await writer.stop()
             assert results[-1] == (3, 0, False)
