@@ -12,13 +12,13 @@ with the per-row `text[]` GIN index, 9.7 us with the blocks.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.fulltext import BLOCK_WORD_MAX, distinct_words, stored_word_text
+from server.fulltext import BLOCK_WORD_MAX, stored_word_text, word_list
 from server.ingest_validate import COLUMNS
 
 if TYPE_CHECKING:
@@ -56,9 +56,9 @@ _NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 
-# The block's words: the union of its batches' distinct words (CopyBatch.words, worked out by
-# each request before it queues its batch), as one space-separated string that PostgreSQL
-# splits. Splitting and de-duplicating the rows' whole word texts in SQL instead
+# The block's words: the app's pending words (the words of its batches' messages, split by
+# each request and added to one set per app when it queues its batch: LogWriter.submit), as one
+# space-separated string that PostgreSQL splits. Splitting and de-duplicating the rows' whole word texts in SQL instead
 # (string_to_array + DISTINCT, ~120 kB a commit) cost the database 9-11 us per row against 3 us
 # for this, on the serial path; the work in Python costs ~2 us a row, spread over the requests
 # (docs/storage.md).
@@ -74,11 +74,13 @@ class CopyBatch:
     """One batch's COPY data, made by its request before it queues the batch (`prepare_copy`),
     so that the writer's transaction, the one serial step of ingest, only numbers it: the
     records (lists: COLUMNS, the id None until the writer sets it in place, then the words
-    text), the distinct words of the messages and the smallest and largest ts."""
+    text), the words of the messages (server.fulltext.word_list, repeats included; None once
+    `LogWriter.submit` has moved them into its app's pending words) and the smallest and
+    largest ts."""
 
     __slots__ = ("max_ts", "min_ts", "records", "words")
 
-    def __init__(self, records: list[list[Any]], words: set[str], min_ts: int, max_ts: int) -> None:
+    def __init__(self, records: list[list[Any]], words: list[str] | None, min_ts: int, max_ts: int) -> None:
         self.records, self.words, self.min_ts, self.max_ts = records, words, min_ts, max_ts
 
 
@@ -92,25 +94,29 @@ def prepare_copy(rows: list[Row], requests: list[tuple[int, str, int, int]] | No
     else:
         records = [[*row, None, None, None, stored_word_text(row[_MESSAGE])] for row in rows]
     ts = [row[_TS] for row in rows]
-    return CopyBatch(records, distinct_words([row[_MESSAGE] for row in rows]), min(ts), max(ts))
+    return CopyBatch(records, word_list([row[_MESSAGE] for row in rows]), min(ts), max(ts))
 
 
 class _Block:
-    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "word_sets")
+    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "word_parts")
 
-    def __init__(self, first_id: int, copy: CopyBatch) -> None:
+    def __init__(self, first_id: int, copy: CopyBatch, pending: set[str] | None) -> None:
         self.first_id, self.last_id = first_id, first_id + len(copy.records) - 1
         self.min_ts, self.max_ts = copy.min_ts, copy.max_ts
-        self.word_sets = [copy.words]
+        self.word_parts: list[Iterable[str]] = [pending] if pending else []
+        if copy.words:
+            self.word_parts.append(copy.words)
 
     def add(self, first_id: int, copy: CopyBatch) -> None:
         self.last_id = first_id + len(copy.records) - 1  # batches are numbered in order
         self.min_ts, self.max_ts = min(self.min_ts, copy.min_ts), max(self.max_ts, copy.max_ts)
-        self.word_sets.append(copy.words)
+        if copy.words:
+            self.word_parts.append(copy.words)
 
     def text(self) -> str:
         """The block's words, space-separated (the longest left out: BLOCK_WORD_MAX)."""
-        words = self.word_sets[0] if len(self.word_sets) == 1 else set().union(*self.word_sets)
+        parts = self.word_parts
+        words = parts[0] if len(parts) == 1 and isinstance(parts[0], set) else set().union(*parts)
         return " ".join(_short(words))
 
 
@@ -121,15 +127,19 @@ async def copy_logs(conn: Any, rows: list[Row], first_id: int) -> None:
     for row in rows:
         by_app.setdefault(row[_APP_ID], []).append(row)
     copies = [prepare_copy(group) for group in by_app.values()]
-    sql, args = await copy_batches(conn, list(zip(by_app, copies, strict=True)), first_id)
+    sql, args = await copy_batches(conn, list(zip(by_app, copies, strict=True)), first_id, {})
     await conn.execute(sql, *args)
 
 
-async def copy_batches(conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int) -> Statement:
+async def copy_batches(
+    conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int, pending: Mapping[int, set[str]],
+) -> Statement:
     """COPY the (app id, batch) records into logs, numbered from `first_id` in order (in place).
     Returns the statement adding one word block per app, for the caller to run in the same
     transaction: a block must never be missing for a committed row (queries trust the blocks
-    to find every match)."""
+    to find every match). A block's words: its batches' own (`CopyBatch.words`) and the app's
+    `pending` words (those the writer collected at submit: a superset of the words of the
+    batches it took; more words only make a query check a block's rows needlessly)."""
     blocks: dict[int, _Block] = {}
     next_id = first_id
     for app_id, copy in copies:
@@ -137,7 +147,7 @@ async def copy_batches(conn: Any, copies: list[tuple[int, CopyBatch]], first_id:
             record[_ID] = record_id
         block = blocks.get(app_id)
         if block is None:
-            blocks[app_id] = _Block(next_id, copy)
+            blocks[app_id] = _Block(next_id, copy, pending.get(app_id))
         else:
             block.add(next_id, copy)
         next_id += len(copy.records)
@@ -177,10 +187,12 @@ async def commit_postgres(
     *,
     lock_key: int,
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
+    pending_words: Mapping[int, set[str]] | None = None,
 ) -> Commit:
     """Write the batches in one transaction (Commit). Batches already stored are given to
     `mark_duplicate`; batches whose API key was revoked (or deleted) are neither stored nor
-    recorded as batch ids.
+    recorded as batch ids. `pending_words`: the words of batches whose CopyBatch gave them up
+    (LogWriter.submit), by app.
 
     Round trips: BEGIN; the lock with the keys, the ids and the batch ids; COPY; every other
     write as one statement; COMMIT (and one more to read a duplicate's first answer). Ids are
@@ -209,7 +221,7 @@ async def commit_postgres(
         parts: list[Statement] = []
         copies = [(b.app_id, b.copy) for b in fresh if b.copy is not None]
         if copies:
-            parts.append(await copy_batches(conn, copies, first_id))
+            parts.append(await copy_batches(conn, copies, first_id, pending_words or {}))
         if fresh:
             parts.append(("UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])",
                           [now, sorted({b.key_id for b in fresh})]))

@@ -135,6 +135,8 @@ class LogWriter:
         self.batch_retention_s = batch_retention_hours * 3600
         self.listeners: list[CommitListener] = []
         self._queue: collections.deque[Batch] = collections.deque()
+        # PostgreSQL: the words of the queued batches' messages by app, for the word blocks (_take).
+        self._pending_words: dict[int, set[str]] = {}
         self._queued_records = 0
         # submit() appends on the event loop; the writer's thread takes (see _sqlite_thread, _postgres_thread).
         self._has_work = threading.Condition(threading.Lock())
@@ -197,6 +199,12 @@ class LogWriter:
                 raise WriterOverloaded(f"{self._queued_records} records are waiting to be written")
             self._queue.append(batch)
             self._queued_records += n
+            copy = batch.copy
+            if copy is not None and copy.words:
+                # PostgreSQL: the words go into the app's set for the next word block, here on the
+                # event loop, instead of a set per batch and their union on the writer's thread.
+                self._pending_words.setdefault(batch.app_id, set()).update(copy.words)
+                copy.words = None
             self._has_work.notify()
         return batch.future
 
@@ -212,7 +220,10 @@ class LogWriter:
             self._has_work.notify()
         return await done
 
-    def _take(self) -> list[Batch]:
+    def _take(self) -> tuple[list[Batch], dict[int, set[str]]]:
+        """The batches of the next commit, and the words submit collected for them by app
+        (PostgreSQL): all of them when the queue is emptied; when some batches stay queued, a
+        copy (theirs included: a superset), the originals kept for the commit that takes them."""
         taken: list[Batch] = []
         count = 0
         with self._has_work:
@@ -221,7 +232,11 @@ class LogWriter:
                 taken.append(batch)
                 count += len(batch.rows)
             self._queued_records -= count
-        return taken
+            if not self._queue:
+                words, self._pending_words = self._pending_words, {}
+            else:
+                words = {app_id: set(found) for app_id, found in self._pending_words.items()}
+        return taken, words
 
     def _wait_for_work(self) -> list[tuple[HealthJob, asyncio.Future[bool]]] | None:
         """On the writer's thread: wait until something is queued; then the health jobs queued
@@ -243,7 +258,7 @@ class LogWriter:
         writer = self._sqlite_conn
         assert writer is not None, "start() opens the SQLite writer"
         while (jobs := self._wait_for_work()) is not None:
-            batches = self._take()
+            batches, _ = self._take()  # no words on SQLite (FTS5 indexes the rows)
             specs = [(b.app_id, b.key_id, b.batch_id, len(b.rows), b.rejected, b.rows, b.report, b.requests)
                      for b in batches]
             result: _Result
@@ -269,7 +284,7 @@ class LogWriter:
         conn: asyncpg.Connection | None = None
         try:
             while self._wait_for_work() is not None:
-                batches = self._take()
+                batches, words = self._take()
                 result: _Result
                 try:
                     if conn is None or conn.is_closed():
@@ -277,7 +292,7 @@ class LogWriter:
                         conn = await asyncpg.connect(
                             self.db.url, timeout=10, server_settings={"application_name": "sentry-logger writer"},
                         )
-                    result = (batches, await self._commit_postgres(conn, batches), [])
+                    result = (batches, await self._commit_postgres(conn, batches, words), [])
                 except Exception as exc:
                     result = (batches, exc, [])
                 loop.call_soon_threadsafe(self._results.put_nowait, result)
@@ -287,7 +302,7 @@ class LogWriter:
                     await conn.close(timeout=5)
 
     @staticmethod
-    async def _commit_postgres(conn: asyncpg.Connection, batches: list[Batch]) -> _Commit:
+    async def _commit_postgres(conn: asyncpg.Connection, batches: list[Batch], words: dict[int, set[str]]) -> _Commit:
         position = {id(b): i for i, b in enumerate(batches)}
         duplicates: dict[int, tuple[int, int] | None] = {}
 
@@ -295,7 +310,7 @@ class LogWriter:
             duplicates[position[id(batch)]] = stored
 
         first_id, fresh, revoked = await commit_postgres(
-            conn, batches, now_s(), lock_key=_ADVISORY_KEY, mark_duplicate=duplicate,
+            conn, batches, now_s(), lock_key=_ADVISORY_KEY, mark_duplicate=duplicate, pending_words=words,
         )
         return first_id, [position[id(b)] for b in fresh], duplicates, [], [position[id(b)] for b in revoked]
 

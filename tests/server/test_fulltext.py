@@ -23,6 +23,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from server import logs_query
+from server._pg_writer import prepare_copy
 from server.db import DB
 from server.fulltext import distinct_words, word_text, words
 from server.logs_query import parse_log_query, run_log_query
@@ -62,6 +63,13 @@ def _row(app_id: int, ts: int, message: str) -> tuple[Any, ...]:
     return (None, app_id, ts, ts, 20, "INFO", "web", "", message, None, None, "", "", "", None, "", "", "")
 
 
+def _batch(db: DB, app_id: int, key_id: int, rows: list[tuple[Any, ...]]) -> Batch:
+    batch = Batch(app_id, key_id, rows)
+    if db.dialect == "postgresql":
+        batch.copy = prepare_copy(rows)  # as server.ingest does
+    return batch
+
+
 class Logs:
     """A real writer and database, and what was stored, to work out the expected answers."""
 
@@ -70,12 +78,13 @@ class Logs:
         self.stored: list[Stored] = []
 
     async def commit(self, *batches: tuple[int, list[tuple[int, str]]]) -> None:
-        """One commit (one transaction) holding every batch: (app id, [(ts, message), ...])."""
+        """One commit (one transaction) holding every batch: (app id, [(ts, message), ...]),
+        handed over as ingest requests do (on PostgreSQL with their COPY data and words)."""
         futures = []
         for app_id, logs in batches:
             for ts, message in logs:
                 self.stored.append(Stored(app_id, ts, len(self.stored), message))
-            futures.append(self.writer.submit(Batch(app_id, self.key_id, [_row(app_id, ts, m) for ts, m in logs])))
+            futures.append(self.writer.submit(_batch(self.db, app_id, self.key_id, [_row(app_id, ts, m) for ts, m in logs])))
         await asyncio.gather(*futures)
 
     def expected(self, app_id: int, q: str, since: int | None = None, after: str | None = None) -> list[str]:
@@ -370,3 +379,32 @@ def test_the_ascii_fast_path_splits_words_like_the_regular_expression() -> None:
         assert text.isascii()
         assert words(text) == list(dict.fromkeys(re.findall(r"[^\W_]+", text.lower()))), repr(text)
     assert words("Échec à ZÜRICH_x2") == ["échec", "à", "zürich", "x2"]
+
+
+def test_batches_left_for_a_later_commit_keep_their_words(settings: Settings) -> None:
+    """More is queued than one commit takes (INGEST_COMMIT_MAX_RECORDS): on PostgreSQL the words
+    the writer collected at submit are kept for the batches left queued, so every batch's own
+    words find its logs whichever commit stored them."""
+    async def go() -> None:
+        db = DB(settings.database_url)
+        await db.connect()
+        await apply_migrations(db)
+        writer = LogWriter(db, max_queue_records=100_000, max_commit_records=250, batch_retention_hours=1)
+        try:
+            key_id = await ingest_key(db)
+            futures = []
+            for i in range(20):
+                rows = [_row(APP_A, BASE_US + i * 100 + j, f"batch{i} line {j} only{i}x{j}") for j in range(100)]
+                futures.append(writer.submit(_batch(db, APP_A, key_id, rows)))
+            await writer.start()  # all 20 queued: commits of 2 batches, the others left queued
+            await asyncio.gather(*futures)
+            assert writer.stats["commits"] == 10
+            for i in range(20):
+                for q, expected in ((f"batch{i}", 100), (f"only{i}x57", 1), (f"batch{i} only{i}x3", 1)):
+                    query = parse_log_query(QueryParams({"q": q, "limit": "1000"}), 100, 1000)
+                    assert len((await run_log_query(db, APP_A, query))["logs"]) == expected, q
+        finally:
+            await writer.stop()
+            await db.disconnect()
+
+    asyncio.run(go())
