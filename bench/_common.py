@@ -98,27 +98,26 @@ def server(env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen[
     default level) on env's PORT, running the code of `root` (this checkout by default); yields
     the process. Its output (start-up lines, access log) goes to a file, printed if it fails."""
     cmd = [sys.executable, "-m", "server", "run", "--no-dashboard", "--host", "127.0.0.1", "--port", env["PORT"]]
-    output = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", int(env["PORT"])), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    output.seek(0)
-                    raise RuntimeError(f"server did not start:\n{output.read().decode(errors='replace')[-4000:]}") from None
-                time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        output.close()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", int(env["PORT"])), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        output.seek(0)
+                        raise RuntimeError(f"server did not start:\n{output.read().decode(errors='replace')[-4000:]}") from None
+                    time.sleep(0.1)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def peak_rss_mb(pid: int) -> float:
