@@ -23,6 +23,8 @@ from server.writer import Batch, KeyRevoked, LogWriter, WriterOverloaded
 from tests.conftest import LiveApp, free_port, ingest_key
 
 ROOT = Path(__file__).resolve().parents[2]
+# A valid log row of app 1 (LOG_COLUMNS, id None), as validate_record makes them.
+ROW = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
 
 
 @contextlib.asynccontextmanager
@@ -64,10 +66,9 @@ def test_queue_bound_refuses_with_overloaded_and_then_commits(settings: Settings
     async def go() -> None:
         async with _migrated(settings.database_url) as db:
             writer = LogWriter(db, max_queue_records=10, max_commit_records=100, batch_retention_hours=1)
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-            first = writer.submit(Batch(1, 1, [row] * 8))
+            first = writer.submit(Batch(1, 1, [ROW] * 8))
             with pytest.raises(WriterOverloaded):
-                writer.submit(Batch(1, 1, [row] * 5))
+                writer.submit(Batch(1, 1, [ROW] * 5))
             assert writer.stats["overloaded"] == 1
             await writer.start()
             assert await first == (8, 0, False)
@@ -91,11 +92,10 @@ def test_pipelined_commits_answer_in_order_and_fail_alone(settings: Settings) ->
 
             writer.listeners.append(listener)
             await writer.start()
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-            bad = (*row[:8], None, *row[9:])  # message NOT NULL: the database refuses this commit
+            bad = (*ROW[:8], None, *ROW[9:])  # message NOT NULL: the database refuses this commit
             futures = []
             for i in range(60):
-                futures.append(writer.submit(Batch(1, 1, [bad if i == 17 else row] * 10)))
+                futures.append(writer.submit(Batch(1, 1, [bad if i == 17 else ROW] * 10)))
                 if i % 7 == 0:
                     await asyncio.sleep(0)
             results = await asyncio.gather(*futures, return_exceptions=True)
@@ -115,15 +115,14 @@ def test_one_batch_id_twice_in_one_commit_is_stored_once(settings: Settings) -> 
     async def go() -> None:
         async with _migrated(settings.database_url) as db:
             writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-            first = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
-            other = writer.submit(Batch(1, 1, [row] * 2, 0, "another"))
-            again = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+            first = writer.submit(Batch(1, 1, [ROW] * 3, 1, "retry-me"))
+            other = writer.submit(Batch(1, 1, [ROW] * 2, 0, "another"))
+            again = writer.submit(Batch(1, 1, [ROW] * 3, 1, "retry-me"))
             await writer.start()  # all three are queued: one commit
             assert await first == (3, 1, False)
             assert await other == (2, 0, False)
             assert await again == (3, 1, True)
-            later = writer.submit(Batch(1, 1, [row] * 3, 1, "retry-me"))
+            later = writer.submit(Batch(1, 1, [ROW] * 3, 1, "retry-me"))
             assert await later == (3, 1, True)
             await writer.stop()
             assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 5
@@ -146,8 +145,7 @@ def test_two_writers_retrying_the_same_batch_ids_store_each_once(settings: Setti
             for writer in writers:
                 await writer.start()
             try:
-                row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-                futures = [writers[(i + k) % 2].submit(Batch(1, 1, [row] * 10, 0, f"b{i}"))
+                futures = [writers[(i + k) % 2].submit(Batch(1, 1, [ROW] * 10, 0, f"b{i}"))
                            for i in range(60) for k in range(2)]
                 results = await asyncio.gather(*futures)
             finally:
@@ -233,15 +231,14 @@ def test_a_batch_whose_key_was_revoked_before_its_commit_is_refused_and_not_reco
             second = await ingest_key(db)
             await db.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = :id", {"id": second})
             writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-            kept = writer.submit(Batch(1, 1, [row] * 3, 0, "a"))
-            refused = writer.submit(Batch(1, second, [row] * 4, 0, "b", {"sdk": "x"}))
+            kept = writer.submit(Batch(1, 1, [ROW] * 3, 0, "a"))
+            refused = writer.submit(Batch(1, second, [ROW] * 4, 0, "b", {"sdk": "x"}))
             await writer.start()  # both queued: one commit
             assert await kept == (3, 0, False)
             with pytest.raises(KeyRevoked):
                 await refused
             # Its batch id was not recorded: sent again with an active key, it is stored.
-            assert await writer.submit(Batch(1, 1, [row] * 4, 0, "b")) == (4, 0, False)
+            assert await writer.submit(Batch(1, 1, [ROW] * 4, 0, "b")) == (4, 0, False)
             await writer.stop()
             assert await db.fetch_val("SELECT COUNT(*) FROM logs") == 7
             assert await db.fetch_val("SELECT COUNT(*) FROM sdk_reports") == 0
@@ -259,8 +256,7 @@ def test_postgres_writer_reconnects_after_losing_its_connection(settings: Settin
         async with _migrated(settings.database_url) as db:
             writer = LogWriter(db, max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
             await writer.start()
-            row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
-            assert await writer.submit(Batch(1, 1, [row] * 2)) == (2, 0, False)
+            assert await writer.submit(Batch(1, 1, [ROW] * 2)) == (2, 0, False)
             ended = await db.fetch_val(
                 "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'sentry-logger writer'"
@@ -269,7 +265,7 @@ def test_postgres_writer_reconnects_after_losing_its_connection(settings: Settin
             results = []
             for _ in range(2):
                 try:
-                    results.append(await writer.submit(Batch(1, 1, [row] * 3)))
+                    results.append(await writer.submit(Batch(1, 1, [ROW] * 3)))
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # the connection ended
                     results.append(type(exc).__name__)
             await writer.stop()
@@ -286,10 +282,9 @@ def test_postgres_writer_answers_with_the_error_when_the_database_is_unreachable
         writer = LogWriter(DB(f"postgresql://postgres@127.0.0.1:{free_port()}/test"),
                            max_queue_records=1000, max_commit_records=1000, batch_retention_hours=1)
         await writer.start()
-        row = (None, 1, 1_000_000, 1_000_000, 20, "INFO", "", "", "m", None, None, "", "", "", None, "", "", "")
         for _ in range(2):
             with pytest.raises(OSError):
-                await asyncio.wait_for(writer.submit(Batch(1, 1, [row])), 15)
+                await asyncio.wait_for(writer.submit(Batch(1, 1, [ROW])), 15)
         await asyncio.wait_for(writer.stop(), 15)
         assert writer.stats["failed_commits"] == 2
 
