@@ -57,11 +57,11 @@ _NOT_A_REQUEST = (None, None, None)
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 
 # The block's words: the app's pending words (the words of its batches' messages, split by
-# each request and added to one set per app when it queues its batch: LogWriter.submit), as one
-# space-separated string that PostgreSQL splits. Splitting and de-duplicating the rows' whole word texts in SQL instead
-# (string_to_array + DISTINCT, ~120 kB a commit) cost the database 9-11 us per row against 3 us
-# for this, on the serial path; the work in Python costs ~2 us a row, spread over the requests
-# (docs/storage.md).
+# each request and added to one set per app when it queues its batch: LogWriter.submit), as
+# one space-separated string that PostgreSQL splits. Splitting and de-duplicating the rows'
+# whole word texts in SQL instead (string_to_array + DISTINCT, ~120 kB a commit) cost the
+# database 9-11 us per row against 3 us for this, on the serial path; the work in Python costs
+# ~2 us a row, spread over the requests (docs/storage.md).
 _INSERT_BLOCKS = (
     "INSERT INTO log_word_blocks (app_id, first_id, last_id, min_ts, max_ts, words) "
     "SELECT b.app_id, b.first_id, b.last_id, b.min_ts, b.max_ts, string_to_array(b.words, ' ') "
