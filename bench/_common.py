@@ -188,6 +188,21 @@ def ingest_bodies(messages: list[tuple[str, str, str]], rng: random.Random, coun
     return [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(count)]
 
 
+def sdk_bodies(messages: list[tuple[str, str, str]], rng: random.Random, count: int) -> list[bytes]:
+    """`count` /ingest bodies of 100 logs each as the SDK sends them: a batch id, the SDK's
+    name, and on each log a process id, thread, host and release, an exception on one in ten."""
+    bodies = []
+    for _ in range(count):
+        logs = make_logs(messages, 100, time.time() - 60, 60, rng)
+        for i, log in enumerate(logs):
+            log.update(process_id=4242, thread_name="MainThread", host="web-1", release="1.4.2")
+            if i % 10 == 0:
+                log["exception"] = {"type": "ValueError", "value": "bad input",
+                                    "traceback": "Traceback (most recent call last):\n  File \"app.py\", line 3\n" * 3}
+        bodies.append(orjson.dumps({"batch_id": f"{rng.getrandbits(64):x}", "sdk": {"name": "sentry-logger"}, "logs": logs}))
+    return bodies
+
+
 @contextmanager
 def ingest_server(kind: str, root: Path = ROOT) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
     """A fresh database of `kind` and a server (the code of `root`) on it, with an app:

@@ -23,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import make_logs, sample_messages
+from bench._common import make_logs, sample_messages, sdk_bodies
 from server.ingest_fast import fast_payload, fast_rows
 from server.ingest_validate import Limits, validate_record
 
@@ -58,15 +58,7 @@ def main() -> None:
     messages = sample_messages()
     now = time.time_ns() // 1000
     plain = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(args.bodies)]
-    sdk = []
-    for _ in range(args.bodies):
-        logs = make_logs(messages, 100, time.time() - 60, 60, rng)
-        for i, log in enumerate(logs):
-            log.update(process_id=4242, thread_name="MainThread", host="web-1", release="1.4.2")
-            if i % 10 == 0:
-                log["exception"] = {"type": "ValueError", "value": "bad input",
-                                    "traceback": "Traceback (most recent call last):\n  File \"app.py\", line 3\n" * 3}
-        sdk.append(orjson.dumps({"batch_id": f"{rng.getrandbits(64):x}", "sdk": {"name": "sentry-logger"}, "logs": logs}))
+    sdk = sdk_bodies(messages, rng, args.bodies)
     for name, bodies in (("benchmark bodies", plain), ("SDK-shaped bodies", sdk)):
         assert all(general(b, now) == fast(b, now) for b in bodies)
         count = sum(len(orjson.loads(b)["logs"]) for b in bodies)
