@@ -123,3 +123,15 @@ def test_the_aggregator_counts_on_its_own(make_client: Any) -> None:
         time.sleep(0.05)
     stored, expected = _counts(client, created["app"]["id"])
     assert stored == expected
+
+
+def test_a_service_is_last_seen_at_its_newest_log_whatever_the_order(idle_aggregator: tuple[Client, int, str]) -> None:
+    """health_services.last_seen is the newest min(ts, received_at) of a pass's logs, also when
+    a later log (a larger id) of the same service, level and minute is older."""
+    client, _, key = idle_aggregator
+    minute = (int(time.time()) // 60 - 2) * 60
+    logs = [{"timestamp": minute + s, "level": "INFO", "message": f"m{s}", "service": "svc"} for s in (5, 50, 20, 10)]
+    _post(client, key, logs)
+    client.call(client.app_state["health_aggregator"].catch_up)
+    seen = client.call(client.db.fetch_val, "SELECT last_seen FROM health_services WHERE service = 'svc'")
+    assert seen == (minute + 50) * 1_000_000
