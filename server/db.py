@@ -39,10 +39,10 @@ def as_bigint(value: Any) -> int | None:
 # Python's sqlite3 (3.11) binds int, float, str and bytearray directly, but sends every other
 # value, None included, through its adapter look-up first: a tuple built, a dict searched and an
 # AttributeError raised and cleared, ~0.3-0.5 us per None. Every log row has a few (its id,
-# which SQLite assigns, and usually its exception and process id): a third of the cost of
-# binding a row (docs/benchmarks.md, "SQLite: binding None"). An adapter registered for None
-# ends the look-up at the dict; `{}.get` is a C callable that returns None for anything. The
-# value bound is the same NULL. Process-wide, as all of sqlite3's adapters are.
+# which SQLite assigns, and usually its exception and process id): a fifth of the cost of
+# binding a row (docs/benchmarks.md, "SQLite: binding a row's values"). An adapter registered
+# for None ends the look-up at the dict; `{}.get` is a C callable that returns None for
+# anything. The value bound is the same NULL. Process-wide, as all of sqlite3's adapters are.
 _NOTHING: dict[object, None] = {}
 sqlite3.register_adapter(type(None), _NOTHING.get)
 
