@@ -23,7 +23,7 @@ __all__ = ["MEMSTATUS_OFF", "turn_off_memstatus"]
 
 _SQLITE_CONFIG_MEMSTATUS = 9
 _SQLITE_OK = 0
-MEMSTATUS_OFF: bool = False  # whether this process turned them off (for tests and /healthz-like checks)
+MEMSTATUS_OFF: bool = False  # whether this process turned them off
 
 
 def turn_off_memstatus() -> bool:

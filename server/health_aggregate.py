@@ -68,9 +68,9 @@ _LATENCY = (f"SELECT app_id, service, {_MINUTE}, route, duration_bin, count(*), 
 _ERRORS = f"SELECT app_id, service, ts, message FROM logs WHERE {_RANGE} AND level >= 40 ORDER BY id"
 
 
-# SQLite sorts every row for a GROUP BY (it has no hash aggregation): _COUNTS cost it 1.2-1.6 us
-# a row, against 0.8 for adding each row into a small table keyed by the group, as here (a pass
-# has a few dozen groups: apps x services x levels x minutes). The table is the aggregator's
+# SQLite sorts every row for a GROUP BY (it has no hash aggregation): _COUNTS cost it 1.2-1.7 us
+# a row, against 0.8-1.1 for adding each row into a small table keyed by the group, as here (a
+# pass has a few dozen groups: apps x services x levels x minutes; bench/health_pass_cost.py). The table is the aggregator's
 # connection's own (TEMP), emptied before each pass; nothing is written to the database.
 _SQLITE_PASS_COUNTS = (
     "CREATE TEMP TABLE IF NOT EXISTS pass_counts (app_id INTEGER NOT NULL, service TEXT NOT NULL, "
@@ -202,7 +202,7 @@ class HealthAggregator:
     def _open_sqlite(self) -> None:
         # Not read_only (PRAGMA query_only refuses TEMP tables too): it writes its pass_counts only.
         conn = sqlite_connection(self.db.sqlite_path)
-        conn.execute("PRAGMA cache_size=-2048")  # it reads each new row once (and sorts within this)
+        conn.execute("PRAGMA cache_size=-2048")  # it reads each new row once
         conn.execute(_SQLITE_PASS_COUNTS)
         self._conn = conn
 
