@@ -1,12 +1,12 @@
 """Paired ingest rounds: this checkout against another commit, alternating, on the same data.
 
-    .venv/bin/python bench/ingest_ab.py REF [--only postgresql] [--pairs 8] [--seconds 8]
+    .venv/bin/python bench/ingest_ab.py REF [--only postgresql] [--pairs 8] [--seconds 8] [--connections 128]
 
 The shared machine's speed drifts by 20-40% within minutes, so a change worth less than that
 shows only in pairs: each pair runs REF (checked out in a temporary git worktree) and this
-checkout one after the other, each with a fresh database and server (uvicorn, one worker,
-64 keep-alive clients posting batches of 100 loghub messages, 3 s unmeasured, then
---seconds measured; as bench/ingest_throughput.py). Prints each pair and the median of the
+checkout one after the other, each with a fresh database and server (as deployed: `python -m
+server run --no-dashboard`, one worker), 128 keep-alive clients (as bench/ingest_throughput.py)
+posting batches of 100 loghub messages, 3 s unmeasured, then --seconds measured. Prints each pair and the median of the
 pairs' ratios. Both servers run this virtual environment; REF's own migrations and code.
 """
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=128)
     args = parser.parse_args()
     rng = random.Random(1)
     messages = sample_messages()  # this checkout's loghub sample, for both
