@@ -23,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import make_logs, sample_messages, sdk_bodies
+from bench._common import ingest_bodies, sample_messages, sdk_bodies
 from server.ingest_fast import fast_payload, fast_rows
 from server.ingest_validate import Limits, validate_record
 
@@ -57,7 +57,7 @@ def main() -> None:
     rng = random.Random(1)
     messages = sample_messages()
     now = time.time_ns() // 1000
-    plain = [orjson.dumps({"logs": make_logs(messages, 100, time.time() - 60, 60, rng)}) for _ in range(args.bodies)]
+    plain = ingest_bodies(messages, rng, args.bodies)
     sdk = sdk_bodies(messages, rng, args.bodies)
     for name, bodies in (("benchmark bodies", plain), ("SDK-shaped bodies", sdk)):
         assert all(general(b, now) == fast(b, now) for b in bodies)

@@ -41,26 +41,19 @@ from server import _sqlite_memstatus  # first: it turns them off unless sqlite3 
 import sqlite3
 
 from bench._common import ingest_bodies, sample_messages, sdk_bodies
+from bench.ingest_validate_cost import fast
 from server._sqlite_bulk import execute_rows
 from server._sqlite_writer import _INSERT_HEAD
 from server.db import DB, sqlite_connection
-from server.ingest_fast import fast_payload, fast_rows
-from server.ingest_validate import Limits
 from server.migrate import apply_migrations
 
-LIMITS = Limits(32768, 16384, 5, 65536)
 _NONE_ADAPTER = (type(None), sqlite3.PrepareProtocol)
 
 
 def rows_of(bodies: list[bytes], limit: int) -> list[tuple[Any, ...]]:
+    """The first `limit` rows the fast path makes of `bodies` (as ingest does)."""
     now = time.time_ns() // 1000
-    rows: list[tuple[Any, ...]] = []
-    for body in bodies:
-        payload = fast_payload(body)
-        made = None if payload is None else fast_rows(payload.logs, 1, "prod", now, LIMITS, [])
-        assert made is not None, "the fast path stepped aside"
-        rows.extend(made)
-    return rows[:limit]
+    return [row for body in bodies for row in fast(body, now)][:limit]
 
 
 def per_row_us(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], chunk: int = 1000) -> float:
