@@ -9,24 +9,40 @@ and cost the event loop ~20 us a request to format and write. Ingest requests th
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 __all__ = ["QuietIngest", "quiet_ingest_access_log"]
 
 
+def _accepted_ingest(args: object) -> bool:
+    """Whether uvicorn's access-log args (client address, method, path with query, HTTP
+    version, status) are those of a POST /ingest answered 2xx."""
+    if isinstance(args, tuple) and len(args) == 5 and args[1] == "POST" and args[2] == "/ingest":
+        status = args[4]
+        return isinstance(status, int) and 200 <= status < 300
+    return False
+
+
 class QuietIngest(logging.Filter):
-    """Drops uvicorn's access record of a POST /ingest answered 2xx. uvicorn's record args:
-    (client address, method, path with query, HTTP version, status)."""
+    """Drops uvicorn's access record of a POST /ingest answered 2xx."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and args[1] == "POST" and args[2] == "/ingest":
-            status = args[4]
-            return not (isinstance(status, int) and 200 <= status < 300)
-        return True
+        return not _accepted_ingest(record.args)
 
 
 def quiet_ingest_access_log() -> None:
-    """Install QuietIngest on the `uvicorn.access` logger (once)."""
+    """Install QuietIngest on the `uvicorn.access` logger, and the same check in front of its
+    `info` (once). uvicorn calls `access_logger.info(...)` for every response; a filter sees the
+    request only once the record is made (the caller's frame looked up, a LogRecord built): ~4 us
+    a request, against ~0.2 for the check before the call."""
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, QuietIngest) for f in access.filters):
         access.addFilter(QuietIngest())
+    if "info" not in vars(access):
+        emit = access.info
+
+        def info(msg: object, *args: object, **kwargs: Any) -> None:
+            if not _accepted_ingest(args):
+                emit(msg, *args, **kwargs)
+
+        access.info = info  # type: ignore[method-assign]
