@@ -7,6 +7,7 @@ the same rows and request fields.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -166,3 +167,12 @@ def test_nul_escaped_or_raw_never_takes_the_fast_path() -> None:
     log = {"timestamp": NOW_US * _S, "level": "INFO", "message": "a\x00b"}
     assert fast_payload(_json({"logs": [log]})) is None  # \u0000: replaced on the general path
     assert fast_payload(_json({"logs": [log]}).replace(b"\\u0000", b"\x00")) is None  # not JSON: 400 there
+
+
+def test_the_parsed_body_is_not_tracked_by_the_garbage_collector() -> None:
+    body = {"logs": [{"timestamp": time.time(), "level": "INFO", "message": "m", "attributes": {"a": 1},
+                      "exception": {"type": "E", "value": "v", "traceback": "t"}}]}
+    payload = fast_payload(orjson.dumps(body))
+    assert payload is not None
+    log = payload.logs[0]
+    assert not gc.is_tracked(payload) and not gc.is_tracked(log) and not gc.is_tracked(log.exception)
