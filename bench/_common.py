@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,12 @@ def sample_messages() -> list[tuple[str, str, str]]:
     if not out:
         out = [("INFO", "app", f"request {i} served") for i in range(100)]
     return out
+
+
+def machine_speed_ms() -> float:
+    """The best of 20 timings of `sum(range(10**6))`, in ms: how fast this shared machine runs
+    Python just now (its ingest figures follow it; docs/benchmarks.md)."""
+    return min(timeit.repeat("sum(range(10**6))", number=1, repeat=20)) * 1000
 
 
 def free_port() -> int:

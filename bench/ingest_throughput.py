@@ -36,6 +36,7 @@ from bench._common import (
     free_port,
     ingest_bodies,
     ingest_server,
+    machine_speed_ms,
     make_logs,
     peak_rss_mb,
     post_load,
@@ -153,7 +154,9 @@ def main() -> None:
         if args.only and kind != args.only:
             continue
         if not args.skip_ingest:
+            print(f"[{kind}] machine speed before: sum(range(10**6)) in {machine_speed_ms():.1f} ms", flush=True)
             report_ingest(kind, ingest_run(kind, args.seconds, messages, args.connections, args.warmup, args.rounds), args.connections)
+            print(f"[{kind}] machine speed after: sum(range(10**6)) in {machine_speed_ms():.1f} ms", flush=True)
         q = query_run(kind, args.query_rows, messages)
         print(f"[{kind}] query level=ERROR + keyword + 1h over {args.query_rows:,} logs: "
               f"p50 {q['query_p50_ms']:.1f} ms, p95 {q['query_p95_ms']:.1f} ms (target p95 <= 50)", flush=True)
