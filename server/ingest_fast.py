@@ -37,11 +37,10 @@ __all__ = ["FastLog", "FastPayload", "fast_payload", "fast_rows"]
 
 _Short = Annotated[str, msgspec.Meta(max_length=SHORT_MAX)] | None
 
-# gc=False: the structs hold decoded JSON only and never take part in a reference cycle, so the
-# garbage collector need not track them: one of the three or four tracked objects a log makes on
-# its way to the database, each counted toward the next collection and walked by it.
 
-
+# gc=False (the three structs): they hold decoded JSON only and never take part in a reference
+# cycle, so the garbage collector need not track them: one of the three or four tracked objects a
+# log makes on its way to the database, each counted toward the next collection and walked by it.
 class _Exception(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """What the SDK sends; frames, or anything else, take the general path."""
 
