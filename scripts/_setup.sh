@@ -1,5 +1,5 @@
 # Sourced by scripts/run and scripts/test: create .venv and install the server, the SDK
-# (editable) and, with SETUP_TEST=1, the test tools. Re-runs only when a pyproject changed.
+# (editable) and, with SETUP_TEST=1, the test tools. Re-runs only when a pyproject or the C source changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -8,7 +8,8 @@ if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv"
     "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml sdk/pyproject.toml | sha256sum | cut -c1-16)"
+# The C source too: the install compiles it (server/_speedups.c).
+stamp=".venv/.installed-$(cat pyproject.toml sdk/pyproject.toml server/_speedups.c | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "==> installing sentry-logger (server, dashboard, SDK) into .venv"
     .venv/bin/python -m pip install -q --upgrade pip

@@ -20,11 +20,12 @@ import orjson
 
 from server.fulltext import BLOCK_WORD_MAX, stored_word_text, word_list
 from server.ingest_validate import COLUMNS
+from server.native import copy_data
 
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["Commit", "CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
+__all__ = ["COPY_COLUMNS", "COPY_KINDS", "Commit", "CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
 
 Row = tuple[Any, ...]
 # What commit_postgres did: the first new id, the batches stored (their rows have the ids from
@@ -55,6 +56,10 @@ _INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, re
 _NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
 _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
+# The COPY's columns and their types for server._speedups.copy_data (q bigint, h smallint, t text,
+# j jsonb; tests/server/test_native.py checks them against the migrated table).
+COPY_COLUMNS = (*COLUMNS, "words")
+COPY_KINDS = "qqqqhttttjttttqttt" "tqh" "t"  # LOG_COLUMNS, the request columns, words
 
 # The block's words: the app's pending words (the words of its batches' messages, split by
 # each request and added to one set per app when it queues its batch: LogWriter.submit), as
@@ -152,7 +157,12 @@ async def copy_batches(
             block.add(next_id, copy)
         next_id += len(copy.records)
     records = copies[0][1].records if len(copies) == 1 else list(chain.from_iterable(c.records for _, c in copies))
-    await conn.copy_records_to_table("logs", records=records, columns=(*COLUMNS, "words"))
+    if copy_data is None:  # no C speed-ups: asyncpg encodes the same rows (server.native)
+        await conn.copy_records_to_table("logs", records=records, columns=COPY_COLUMNS)
+    else:
+        # A memoryview: asyncpg takes bytes for a file name.
+        await conn.copy_to_table("logs", source=memoryview(copy_data(records, COPY_KINDS)), columns=COPY_COLUMNS,
+                                 format="binary")
     return _INSERT_BLOCKS, [
         list(blocks), *([getattr(b, name) for b in blocks.values()] for name in ("first_id", "last_id", "min_ts", "max_ts")),
         [b.text() for b in blocks.values()],

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import api, device, health, oidc, signin, tail
+from server import api, device, health, native, oidc, signin, tail
 from server._device_codes import WrongCodeLimiter
 from server.db import DB, hide_password
 from server.errors import exception_handlers
@@ -122,6 +122,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     state = build_state(settings)
     db: DB = state["db"]
     await db.connect()
+    if db.dialect == "postgresql":
+        native.log_missing(log)
     try:
         if settings.migrate_on_start_enabled:
             await apply_migrations(db)

@@ -1,0 +1,3 @@
+from typing import Any
+
+def copy_data(records: list[list[Any]] | list[tuple[Any, ...]], kinds: str, /) -> bytes: ...

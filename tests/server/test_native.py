@@ -1,0 +1,139 @@
+"""server.native: the C speed-ups store exactly what the Python paths store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from server import _pg_writer, native
+from server._pg_writer import COPY_COLUMNS, COPY_KINDS, copy_logs
+from server.db import DB
+from server.migrate import apply_migrations
+
+needs_speedups = pytest.mark.skipif(native.copy_data is None, reason="server._speedups is not built")
+_TYPES = {"bigint": "q", "smallint": "h", "text": "t", "jsonb": "j"}
+
+# One value of each kind at its limits, NULLs, and text that is not ASCII.
+_RECORDS: list[list[Any]] = [
+    [1, 1, 0, 1, 10, "DEBUG", "", "", "plain", None, None, "prod", "", "", None, "", "", "", None, None, None, None],
+    [2, 1, -(2**63), 2**63 - 1, -32768, "INFO", "api", "app.main", "caf\u00e9 \u65e5\u672c \U0001f600 tab\tnew\nline",
+     '{"a": [1, {"b": "\u00e9"}], "n": null}', "Traceback\n  x", "", "1.2", "h\u00f6st", -(2**63), "Thread-1",
+     "t" * 300, "r", "GET /x", 2**62, 32767, " caf\u00e9 \u65e5\u672c "],
+    [3, 1, 5, 6, 50, "CRITICAL", "s", "l", "x" * 100_000, "{}", "", "e", "r", "h", 2**63 - 1, "", "", "", "", 0, 0, ""],
+]
+
+
+def _run_pg(database_url: str, go: Callable[[Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        db = DB(database_url)
+        await db.connect()
+        try:
+            await apply_migrations(db)
+            async with db.raw() as conn:
+                await go(conn)
+        finally:
+            await db.disconnect()
+
+    asyncio.run(main())
+
+
+def test_ci_builds_the_speedups() -> None:
+    """The install compiles them (pyproject.toml); without a compiler the server still runs,
+    slower, so CI insists on them rather than let a broken build pass unnoticed."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        assert native.copy_data is not None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_copy_kinds_are_the_logs_tables_column_types(empty_database_url: str) -> None:
+    async def go(conn: Any) -> None:
+        types = dict(await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'logs'"))
+        assert set(types) == set(COPY_COLUMNS)
+        assert "".join(_TYPES[types[name]] for name in COPY_COLUMNS) == COPY_KINDS
+
+    _run_pg(empty_database_url, go)
+
+
+@needs_speedups
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_copy_data_stores_what_asyncpg_stores(empty_database_url: str) -> None:
+    assert native.copy_data is not None
+    data = native.copy_data(_RECORDS, COPY_KINDS)
+
+    async def go(conn: Any) -> None:
+        await conn.execute("CREATE TABLE by_asyncpg (LIKE logs); CREATE TABLE by_c (LIKE logs)")
+        await conn.copy_records_to_table("by_asyncpg", records=_RECORDS, columns=COPY_COLUMNS)
+        await conn.copy_to_table("by_c", source=memoryview(data), columns=COPY_COLUMNS, format="binary")
+        columns = ", ".join(COPY_COLUMNS)
+        by_asyncpg = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM by_asyncpg ORDER BY id")]
+        by_c = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM by_c ORDER BY id")]
+        assert by_c == by_asyncpg
+        assert len(by_c) == 3 and by_c[1][8] == _RECORDS[1][8] and by_c[2][8] == "x" * 100_000
+        assert by_c[1][2:5] == (-(2**63), 2**63 - 1, -32768)
+        assert await conn.fetchval("SELECT attributes -> 'a' -> 1 ->> 'b' FROM by_c WHERE id = 2") == "\u00e9"
+
+    _run_pg(empty_database_url, go)
+
+
+@needs_speedups
+def test_copy_data_frames_the_stream() -> None:
+    assert native.copy_data is not None
+    assert native.copy_data([], "q") == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"
+    one = native.copy_data([(7, None, "\u00e9", "{}")], "qhtj")
+    assert one[19:-2] == (b"\x00\x04" + b"\x00\x00\x00\x08" + (7).to_bytes(8, "big") + b"\xff\xff\xff\xff"
+                          + b"\x00\x00\x00\x02" + "\u00e9".encode() + b"\x00\x00\x00\x03\x01{}")
+
+
+@needs_speedups
+@pytest.mark.parametrize(("records", "kinds", "error", "says"), [
+    ([[1, "2"]], "qq", TypeError, "record 0, column 1: an int expected, not str"),
+    ([[1], [2.5]], "q", TypeError, "record 1, column 0: an int expected, not float"),
+    ([[1]], "t", TypeError, "record 0, column 0: a str expected, not int"),
+    ([[40000]], "h", OverflowError, "record 0, column 0: 40000 is out of the column's range"),
+    ([[2**63]], "q", OverflowError, "record 0, column 0"),
+    ([[1, 2]], "q", ValueError, "record 0: 2 values for 1 columns"),
+    ([{1: 2}], "q", TypeError, "record 0: a list or tuple expected, not dict"),
+    ([["\ud800"]], "t", UnicodeEncodeError, "surrogates not allowed"),
+    ([[1]], "x", ValueError, "unknown kind x"),
+    ([[1]], "", ValueError, "one letter per column"),
+])
+def test_copy_data_refuses_what_it_cannot_encode(records: list[Any], kinds: str, error: type[Exception], says: str) -> None:
+    assert native.copy_data is not None
+    with pytest.raises(error, match=says):
+        native.copy_data(records, kinds)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_writer_stores_the_same_rows_with_or_without_the_speedups(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [tuple(r[:18]) for r in _RECORDS]
+
+    async def go(conn: Any) -> None:
+        stored = []
+        for encoder in (None, native.copy_data):
+            monkeypatch.setattr(_pg_writer, "copy_data", encoder)
+            async with conn.transaction():
+                await copy_logs(conn, [(None, *row[1:]) for row in rows], first_id=1)
+                stored.append([tuple(r) for r in await conn.fetch(f"SELECT {', '.join(COPY_COLUMNS)} FROM logs ORDER BY id")])
+                await conn.execute("DELETE FROM logs; DELETE FROM log_word_blocks")
+        assert stored[0] == stored[1] or native.copy_data is None
+        assert [r[8] for r in stored[0]] == [r[8] for r in rows]
+
+    _run_pg(empty_database_url, go)
+
+
+def test_a_server_without_them_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("server")
+    native.log_missing(log)
+    assert caplog.records == [] or native.copy_data is None
+    monkeypatch.setattr(native, "copy_data", None)
+    native.log_missing(log)
+    assert [r.levelname for r in caplog.records][-1] == "WARNING"
+    assert "server._speedups is not built" in caplog.records[-1].getMessage()
