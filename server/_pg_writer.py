@@ -12,15 +12,15 @@ with the per-row `text[]` GIN index, 9.7 us with the blocks.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.fulltext import BLOCK_WORD_MAX, stored_word_text, word_list
+from server.fulltext import BLOCK_WORD_MAX, WordSet, stored_word_text
 from server.ingest_validate import COLUMNS
-from server.native import copy_data
+from server.native import copy_data, word_set
 
 if TYPE_CHECKING:
     from server.writer import Batch
@@ -61,12 +61,12 @@ _ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
 COPY_COLUMNS = (*COLUMNS, "words")
 COPY_KINDS = "qqqqhttttjttttqttt" "tqh" "t"  # LOG_COLUMNS, the request columns, words
 
-# The block's words: the app's pending words (the words of its batches' messages, split by
-# each request and added to one set per app when it queues its batch: LogWriter.submit), as
-# one space-separated string that PostgreSQL splits. Splitting and de-duplicating the rows'
-# whole word texts in SQL instead (string_to_array + DISTINCT, ~120 kB a commit) cost the
-# database 9-11 us per row against 3 us for this, on the serial path; the work in Python costs
-# ~2 us a row, spread over the requests (docs/storage.md).
+# The block's words: the app's pending words (the words of its batches' messages, added to one
+# WordSet per app by each request when it queues its batch: LogWriter.submit), as one
+# space-separated string that PostgreSQL splits. Splitting and de-duplicating the rows' whole
+# word texts in SQL instead (string_to_array + DISTINCT, ~120 kB a commit) cost the database
+# 9-11 us per row against 3 us for this, on the serial path; the work on the requests' side
+# costs ~0.4 us a row in C, ~1 in Python (server.native; docs/storage.md).
 _INSERT_BLOCKS = (
     "INSERT INTO log_word_blocks (app_id, first_id, last_id, min_ts, max_ts, words) "
     "SELECT b.app_id, b.first_id, b.last_id, b.min_ts, b.max_ts, string_to_array(b.words, ' ') "
@@ -79,14 +79,13 @@ class CopyBatch:
     """One batch's COPY data, made by its request before it queues the batch (`prepare_copy`),
     so that the writer's transaction, the one serial step of ingest, only numbers it: the
     records (lists: COLUMNS, the id None until the writer sets it in place, then the words
-    text), the words of the messages (server.fulltext.word_list, repeats included; None once
-    `LogWriter.submit` has moved them into its app's pending words) and the smallest and
-    largest ts."""
+    text), the messages for the word block (None once `LogWriter.submit` has added their words
+    to its app's pending WordSet) and the smallest and largest ts."""
 
-    __slots__ = ("max_ts", "min_ts", "records", "words")
+    __slots__ = ("max_ts", "messages", "min_ts", "records")
 
-    def __init__(self, records: list[list[Any]], words: list[str] | None, min_ts: int, max_ts: int) -> None:
-        self.records, self.words, self.min_ts, self.max_ts = records, words, min_ts, max_ts
+    def __init__(self, records: list[list[Any]], messages: list[str] | None, min_ts: int, max_ts: int) -> None:
+        self.records, self.messages, self.min_ts, self.max_ts = records, messages, min_ts, max_ts
 
 
 def prepare_copy(rows: list[Row], requests: list[tuple[int, str, int, int]] | None = None) -> CopyBatch:
@@ -99,30 +98,28 @@ def prepare_copy(rows: list[Row], requests: list[tuple[int, str, int, int]] | No
     else:
         records = [[*row, None, None, None, stored_word_text(row[_MESSAGE])] for row in rows]
     ts = [row[_TS] for row in rows]
-    return CopyBatch(records, word_list([row[_MESSAGE] for row in rows]), min(ts), max(ts))
+    return CopyBatch(records, [row[_MESSAGE] for row in rows], min(ts), max(ts))
 
 
 class _Block:
-    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "word_parts")
+    __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "words")
 
-    def __init__(self, first_id: int, copy: CopyBatch, pending: set[str] | None) -> None:
+    def __init__(self, first_id: int, copy: CopyBatch, pending: WordSet | None) -> None:
         self.first_id, self.last_id = first_id, first_id + len(copy.records) - 1
         self.min_ts, self.max_ts = copy.min_ts, copy.max_ts
-        self.word_parts: list[Iterable[str]] = [pending] if pending else []
-        if copy.words:
-            self.word_parts.append(copy.words)
+        self.words = pending if pending is not None else word_set()  # the commit's own (LogWriter._take)
+        if copy.messages:
+            self.words.add_texts(copy.messages)
 
     def add(self, first_id: int, copy: CopyBatch) -> None:
         self.last_id = first_id + len(copy.records) - 1  # batches are numbered in order
         self.min_ts, self.max_ts = min(self.min_ts, copy.min_ts), max(self.max_ts, copy.max_ts)
-        if copy.words:
-            self.word_parts.append(copy.words)
+        if copy.messages:
+            self.words.add_texts(copy.messages)
 
     def text(self) -> str:
         """The block's words, space-separated (the longest left out: BLOCK_WORD_MAX)."""
-        parts = self.word_parts
-        words = parts[0] if len(parts) == 1 and isinstance(parts[0], set) else set().union(*parts)
-        return " ".join(_short(words))
+        return self.words.text(BLOCK_WORD_MAX)
 
 
 async def copy_logs(conn: Any, rows: list[Row], first_id: int) -> None:
@@ -137,12 +134,12 @@ async def copy_logs(conn: Any, rows: list[Row], first_id: int) -> None:
 
 
 async def copy_batches(
-    conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int, pending: Mapping[int, set[str]],
+    conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int, pending: Mapping[int, WordSet],
 ) -> Statement:
     """COPY the (app id, batch) records into logs, numbered from `first_id` in order (in place).
     Returns the statement adding one word block per app, for the caller to run in the same
     transaction: a block must never be missing for a committed row (queries trust the blocks
-    to find every match). A block's words: its batches' own (`CopyBatch.words`) and the app's
+    to find every match). A block's words: its batches' own (`CopyBatch.messages`) and the app's
     `pending` words (those the writer collected at submit: a superset of the words of the
     batches it took; more words only make a query check a block's rows needlessly)."""
     blocks: dict[int, _Block] = {}
@@ -169,13 +166,6 @@ async def copy_batches(
     ]
 
 
-def _short(words: set[str]) -> set[str]:
-    """`words` without those too long for a block (BLOCK_WORD_MAX)."""
-    if max(map(len, words), default=0) <= BLOCK_WORD_MAX:
-        return words
-    return {w for w in words if len(w) <= BLOCK_WORD_MAX}
-
-
 def one_statement(parts: list[Statement]) -> Statement:
     """Several data-modifying statements as one: each becomes a WITH query, which PostgreSQL
     runs exactly once and to completion whether or not the main query reads it. One round
@@ -197,12 +187,12 @@ async def commit_postgres(
     *,
     lock_key: int,
     mark_duplicate: Callable[[Batch, tuple[int, int] | None], None],
-    pending_words: Mapping[int, set[str]] | None = None,
+    pending_words: Mapping[int, WordSet] | None = None,
 ) -> Commit:
     """Write the batches in one transaction (Commit). Batches already stored are given to
     `mark_duplicate`; batches whose API key was revoked (or deleted) are neither stored nor
-    recorded as batch ids. `pending_words`: the words of batches whose CopyBatch gave them up
-    (LogWriter.submit), by app.
+    recorded as batch ids. `pending_words`: the words of batches whose CopyBatch gave up its
+    messages (LogWriter.submit), by app; the blocks add to them (the commit's own).
 
     Round trips: BEGIN; the lock with the keys, the ids and the batch ids; COPY; every other
     write as one statement; COMMIT (and one more to read a duplicate's first answer). Ids are

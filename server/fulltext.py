@@ -21,8 +21,12 @@ column alone, 9.7 us with text and blocks). A word keeps SQLite's meaning on Pos
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
-__all__ = ["BLOCK_WORD_MAX", "distinct_words", "split_words", "stored_word_text", "word_list", "word_text", "words"]
+__all__ = [
+    "BLOCK_WORD_MAX", "PyWordSet", "WordSet", "distinct_words", "split_words", "stored_word_text", "word_list",
+    "word_text", "words",
+]
 
 _WORD = re.compile(r"[^\W_]+")
 # Longer words are left out of word blocks: a GIN key is at most 2,712 bytes (256 characters
@@ -79,3 +83,45 @@ def split_words(text: str) -> list[str]:
     if text.isascii():
         return text.lower().translate(_ASCII_SEPARATORS).split()
     return _WORD.findall(text.lower())
+
+
+class WordSet(Protocol):
+    """The distinct words of texts, for a word block (server._pg_writer): server._speedups'
+    WordSet (in C: no str per word) when built, PyWordSet otherwise (server.native.word_set)."""
+
+    def add_texts(self, texts: list[str], /) -> None: ...
+    def update(self, other: WordSet, /) -> None: ...
+    def copy(self) -> WordSet: ...
+    def text(self, max_chars: int, /) -> str:
+        """The words of at most `max_chars` characters, each once, joined by one space."""
+    def __len__(self) -> int: ...
+
+
+class PyWordSet:
+    """WordSet over a Python set of str."""
+
+    __slots__ = ("_words",)
+
+    def __init__(self) -> None:
+        self._words: set[str] = set()
+
+    def add_texts(self, texts: list[str], /) -> None:
+        self._words.update(word_list(texts))
+
+    def update(self, other: WordSet, /) -> None:
+        assert isinstance(other, PyWordSet)
+        self._words |= other._words
+
+    def copy(self) -> PyWordSet:
+        twin = PyWordSet()
+        twin._words = set(self._words)
+        return twin
+
+    def text(self, max_chars: int, /) -> str:
+        words = self._words
+        if max(map(len, words), default=0) > max_chars:
+            words = {w for w in words if len(w) <= max_chars}
+        return " ".join(words)
+
+    def __len__(self) -> int:
+        return len(self._words)

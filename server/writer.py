@@ -41,7 +41,9 @@ import asyncpg
 from server._pg_writer import CopyBatch, commit_postgres
 from server._sqlite_writer import HealthJob, SqliteWriterConnection
 from server.db import DB
+from server.fulltext import WordSet
 from server.health_rollup import HealthDelta
+from server.native import word_set
 from server.security import now_s
 
 __all__ = ["Batch", "CommitListener", "KeyRevoked", "LogWriter", "WriterOverloaded", "WriterStopped"]
@@ -136,7 +138,7 @@ class LogWriter:
         self.listeners: list[CommitListener] = []
         self._queue: collections.deque[Batch] = collections.deque()
         # PostgreSQL: the words of the queued batches' messages by app, for the word blocks (_take).
-        self._pending_words: dict[int, set[str]] = {}
+        self._pending_words: dict[int, WordSet] = {}
         self._queued_records = 0
         # submit() appends on the event loop; the writer's thread takes (see _sqlite_thread, _postgres_thread).
         self._has_work = threading.Condition(threading.Lock())
@@ -200,11 +202,14 @@ class LogWriter:
             self._queue.append(batch)
             self._queued_records += n
             copy = batch.copy
-            if copy is not None and copy.words:
+            if copy is not None and copy.messages:
                 # PostgreSQL: the words go into the app's set for the next word block, here on the
                 # event loop, instead of a set per batch and their union on the writer's thread.
-                self._pending_words.setdefault(batch.app_id, set()).update(copy.words)
-                copy.words = None
+                pending = self._pending_words.get(batch.app_id)
+                if pending is None:
+                    pending = self._pending_words[batch.app_id] = word_set()
+                pending.add_texts(copy.messages)
+                copy.messages = None
             self._has_work.notify()
         return batch.future
 
@@ -220,7 +225,7 @@ class LogWriter:
             self._has_work.notify()
         return await done
 
-    def _take(self) -> tuple[list[Batch], dict[int, set[str]]]:
+    def _take(self) -> tuple[list[Batch], dict[int, WordSet]]:
         """The batches of the next commit, and the words submit collected for them by app
         (PostgreSQL): all of them when the queue is emptied; when some batches stay queued, a
         copy (theirs included: a superset), the originals kept for the commit that takes them."""
@@ -235,7 +240,7 @@ class LogWriter:
             if not self._queue:
                 words, self._pending_words = self._pending_words, {}
             else:
-                words = {app_id: set(found) for app_id, found in self._pending_words.items()}
+                words = {app_id: found.copy() for app_id, found in self._pending_words.items()}
         return taken, words
 
     def _wait_for_work(self) -> list[tuple[HealthJob, asyncio.Future[bool]]] | None:
@@ -302,7 +307,7 @@ class LogWriter:
                     await conn.close(timeout=5)
 
     @staticmethod
-    async def _commit_postgres(conn: asyncpg.Connection, batches: list[Batch], words: dict[int, set[str]]) -> _Commit:
+    async def _commit_postgres(conn: asyncpg.Connection, batches: list[Batch], words: dict[int, WordSet]) -> _Commit:
         position = {id(b): i for i, b in enumerate(batches)}
         duplicates: dict[int, tuple[int, int] | None] = {}
 

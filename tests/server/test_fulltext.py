@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from starlette.datastructures import QueryParams
 
-from server import logs_query
+from server import _pg_writer, logs_query
+from server import writer as writer_module
 from server._pg_writer import prepare_copy
 from server.db import DB
-from server.fulltext import distinct_words, word_text, words
+from server.fulltext import PyWordSet, distinct_words, word_text, words
 from server.logs_query import parse_log_query, run_log_query
 from server.migrate import apply_migrations
 from server.settings import Settings
@@ -381,10 +382,20 @@ def test_the_ascii_fast_path_splits_words_like_the_regular_expression() -> None:
     assert words("Échec à ZÜRICH_x2") == ["échec", "à", "zürich", "x2"]
 
 
-def test_batches_left_for_a_later_commit_keep_their_words(settings: Settings) -> None:
+@pytest.mark.parametrize("word_sets", ["built", "Python"])
+def test_batches_left_for_a_later_commit_keep_their_words(
+    settings: Settings, backend: str, word_sets: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """More is queued than one commit takes (INGEST_COMMIT_MAX_RECORDS): on PostgreSQL the words
     the writer collected at submit are kept for the batches left queued, so every batch's own
-    words find its logs whichever commit stored them."""
+    words find its logs whichever commit stored them. With the C word sets when built
+    (server.native) and with the Python ones."""
+    if word_sets == "Python":
+        if backend == "sqlite":
+            pytest.skip("SQLite's full-text index needs no word sets")
+        monkeypatch.setattr(writer_module, "word_set", PyWordSet)
+        monkeypatch.setattr(_pg_writer, "word_set", PyWordSet)
+
     async def go() -> None:
         db = DB(settings.database_url)
         await db.connect()
@@ -394,13 +405,13 @@ def test_batches_left_for_a_later_commit_keep_their_words(settings: Settings) ->
             key_id = await ingest_key(db)
             futures = []
             for i in range(20):
-                rows = [_row(APP_A, BASE_US + i * 100 + j, f"batch{i} line {j} only{i}x{j}") for j in range(100)]
+                rows = [_row(APP_A, BASE_US + i * 100 + j, f"batch{i} line {j} only{i}x{j} Zürich{i}x{j}") for j in range(100)]
                 futures.append(writer.submit(_batch(db, APP_A, key_id, rows)))
             await writer.start()  # all 20 queued: commits of 2 batches, the others left queued
             await asyncio.gather(*futures)
             assert writer.stats["commits"] == 10
             for i in range(20):
-                for q, expected in ((f"batch{i}", 100), (f"only{i}x57", 1), (f"batch{i} only{i}x3", 1)):
+                for q, expected in ((f"batch{i}", 100), (f"only{i}x57", 1), (f"batch{i} only{i}x3", 1), (f"zürich{i}x5", 1)):
                     query = parse_log_query(QueryParams({"q": q, "limit": "1000"}), 100, 1000)
                     assert len((await run_log_query(db, APP_A, query))["logs"]) == expected, q
         finally:

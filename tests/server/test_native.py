@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
+import random
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from server import _pg_writer, native
 from server._pg_writer import COPY_COLUMNS, COPY_KINDS, copy_logs
 from server.db import DB
+from server.fulltext import BLOCK_WORD_MAX, PyWordSet, split_words
 from server.migrate import apply_migrations
 
 needs_speedups = pytest.mark.skipif(native.copy_data is None, reason="server._speedups is not built")
@@ -137,3 +141,70 @@ def test_a_server_without_them_says_so(monkeypatch: pytest.MonkeyPatch, caplog: 
     native.log_missing(log)
     assert [r.levelname for r in caplog.records][-1] == "WARNING"
     assert "server._speedups is not built" in caplog.records[-1].getMessage()
+
+
+def _word_sets() -> tuple[Any, PyWordSet]:
+    assert native.built
+    from server._speedups import WordSet
+
+    return WordSet(split_words), PyWordSet()
+
+
+def _words(text: str) -> set[str]:
+    return set(text.split(" ")) - {""}
+
+
+@needs_speedups
+def test_the_c_word_set_holds_what_the_python_one_holds() -> None:
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in range(128)] * 3 + list("éÉßΣσςİıﬁ٣\u00a0\U0001f600")
+    fixed = ["", " ", "__", "a_b", "Foo-BAR baz_9 x\x1cy\x1fz\tq\x0bw", "Échec à ZÜRICH_x2 payment", "ÀB-cd Ω1 and Σίσυφος",
+             "x" * 300 + " short", "é" * (BLOCK_WORD_MAX + 1) + " é" * BLOCK_WORD_MAX, "A" * BLOCK_WORD_MAX]
+    c_set, py_set = _word_sets()
+    for round_ in range(40):
+        texts = fixed if round_ == 0 else ["".join(rng.choice(alphabet) for _ in range(rng.randrange(60)))
+                                           for _ in range(rng.randrange(30))]
+        c_set.add_texts(texts)
+        py_set.add_texts(texts)
+        assert len(c_set) == len(py_set)
+        for limit in (3, BLOCK_WORD_MAX, 10_000):
+            assert _words(c_set.text(limit)) == _words(py_set.text(limit)), (round_, limit)
+    assert len(c_set) > 1024  # the table (1,024 slots at first, at most half used) grew twice or more
+    assert "ZÜRICH" not in c_set.text(BLOCK_WORD_MAX) and "zürich" in _words(c_set.text(BLOCK_WORD_MAX))
+    assert "x" * 300 not in _words(c_set.text(BLOCK_WORD_MAX)) and "x" * 300 in _words(c_set.text(300))
+
+
+@needs_speedups
+def test_a_word_set_copies_and_merges() -> None:
+    a, _ = _word_sets()
+    b, _ = _word_sets()
+    a.add_texts(["alpha beta", "Gamma"])
+    twin = a.copy()
+    a.add_texts(["delta"])
+    assert _words(twin.text(99)) == {"alpha", "beta", "gamma"} and len(a) == 4
+    b.add_texts(["beta épsilon"])
+    b.update(a)
+    b.update(b)
+    assert _words(b.text(99)) == {"alpha", "beta", "gamma", "delta", "épsilon"} and len(b) == 5
+    assert a.text(99).count(" ") == 3 and _words(_word_sets()[0].text(99)) == set()
+    with pytest.raises(TypeError, match="a WordSet"):
+        b.update({"x"})
+    with pytest.raises(TypeError, match="item 1 is int, not str"):
+        b.add_texts(["ok", 5])
+
+
+@needs_speedups
+def test_a_word_set_frees_itself_and_its_split() -> None:
+    from server._speedups import WordSet
+
+    class Split:
+        def __call__(self, text: str) -> list[str]:
+            return split_words(text)
+
+    split = Split()
+    ws = WordSet(split)
+    ws.add_texts(["é ok"])
+    del ws
+    gc.collect()
+    assert sys.getrefcount(split) == 2
+
