@@ -1,6 +1,12 @@
 from collections.abc import Callable
 from typing import Any
 
+def set_log_type(log_type: type, /) -> None: ...
+def log_rows(
+    logs: list[Any], app_id: int, default_environment: str, received_at: int, latest: int, max_message_chars: int,
+    max_attributes_bytes: int, levels: dict[str, tuple[int, str]], dumps: Callable[[Any], bytes],
+    slow: Callable[[Any, int], tuple[Any, ...] | None], /,
+) -> list[tuple[Any, ...]] | None: ...
 def copy_data(records: list[list[Any]] | list[tuple[Any, ...]], kinds: str, /) -> bytes: ...
 
 class WordSet:

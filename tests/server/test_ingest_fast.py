@@ -2,7 +2,8 @@
 
 Generated bodies mix valid and invalid values of every field; whenever the fast path takes a
 body, the general path (orjson, then validate_record) must accept every record of it and make
-the same rows and request fields.
+the same rows and request fields. The fast path's rows are made in C when built
+(server._speedups.log_rows) and in Python otherwise: both are checked (`rows_in`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from server import ingest_fast, native
 from server.ingest_fast import fast_payload, fast_rows
 from server.ingest_validate import Limits, RecordError, replace_nul, validate_record
 from tests.conftest import AppFixture, Client
@@ -50,6 +52,7 @@ def _json(payload: Any) -> bytes:
 
 _VALUES: dict[str, list[Any]] = {
     "timestamp": [NOW_US * _S, int(NOW_US * _S), 0, 0.0, -0.0, -1, NOW_US * _S + 2 * 86400, "2026-12-04T10:00:00Z",
+                  0.5e-6, 1.5e-6, 2.5e-6, 1_700_000_000.0000005, NOW_US * _S + 86400 - 1e-6, NOW_US * _S + 86400 + 1e-3,
                   True, None, 1e300, 1.7976931348623157e308, -1.7976931348623157e308, 2**64, "soon"],
     "level": ["INFO", "ERROR", "WARN", "FATAL", "info", "Warning", 30, 0, 50, 51, -1, True, None, "LOUD", 2.5],
     "message": ["ok", "", "é" * 50, "é" * 101, "x" * 200, "x" * 201, "😀" * 50, "😀" * 51, 5, None, ["a"]],
@@ -98,6 +101,17 @@ def _body(rng: random.Random) -> bytes:
     return text
 
 
+@pytest.fixture(params=["built", "Python"])
+def rows_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fast path's rows made in C (when built) or in Python."""
+    if request.param == "built" and not native.built:
+        pytest.skip("server._speedups is not built")
+    if request.param == "Python":
+        monkeypatch.setattr(ingest_fast, "log_rows", None)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("rows_in")
 def test_whenever_the_fast_path_takes_a_body_it_makes_the_general_paths_rows() -> None:
     rng = random.Random(20261205)
     taken = fell_back = stepped_aside = 0
@@ -127,7 +141,10 @@ def test_whenever_the_fast_path_takes_a_body_it_makes_the_general_paths_rows() -
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "process_id": 2**64 - 1}]},
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "attributes": {"n": 2**70}}]},
     {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m", "exception": {"frames": []}}]},
+    {"logs": [{"timestamp": NOW_US * _S, "level": "INFO", "message": "m"},
+              {"timestamp": NOW_US * _S + 86400 + 1e-3, "level": "INFO", "message": "too far ahead"}]},
 ])
+@pytest.mark.usefixtures("rows_in")
 def test_what_the_fast_path_leaves_goes_the_general_way(body: dict[str, Any]) -> None:
     fast = fast_payload(_json(body))
     assert fast is None or fast_rows(fast.logs, 7, "prod", NOW_US, LIMITS, []) is None
@@ -150,6 +167,7 @@ def test_a_process_id_past_64_bits_is_refused_by_name_and_the_other_logs_are_sto
     assert [(log["message"], log["process_id"]) for log in logs] == [("kept", 2**63 - 1)]
 
 
+@pytest.mark.usefixtures("rows_in")
 def test_other_shippers_timestamps_and_levels_take_the_fast_path() -> None:
     logs = [{"timestamp": "2026-12-04T10:00:00.250+01:00", "level": "info", "message": "iso"},
             {"timestamp": 1796378400, "level": 35, "message": "integer seconds, numeric level"},

@@ -17,6 +17,7 @@ from server import _pg_writer, native
 from server._pg_writer import COPY_COLUMNS, COPY_KINDS, copy_logs
 from server.db import DB
 from server.fulltext import BLOCK_WORD_MAX, PyWordSet, split_words
+from server.ingest_validate import EPOCH_S_MAX
 from server.migrate import apply_migrations
 
 needs_speedups = pytest.mark.skipif(native.copy_data is None, reason="server._speedups is not built")
@@ -208,3 +209,7 @@ def test_a_word_set_frees_itself_and_its_split() -> None:
     gc.collect()
     assert sys.getrefcount(split) == 2
 
+
+
+def test_the_c_rows_know_the_timestamp_limit() -> None:
+    assert EPOCH_S_MAX == 1e12  # server/_speedups.c's EPOCH_S_MAX, for log_rows
