@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.fulltext import BLOCK_WORD_MAX, WordSet, stored_word_text
+from server.fulltext import BLOCK_WORD_MAX, WordSet, stored_word_text, word_text
 from server.ingest_validate import COLUMNS
-from server.native import copy_data, word_set
+from server.native import copy_rows, word_set
 
 if TYPE_CHECKING:
     from server.writer import Batch
 
-__all__ = ["COPY_COLUMNS", "COPY_KINDS", "Commit", "CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs", "one_statement", "prepare_copy"]
+__all__ = [
+    "COPY_COLUMNS", "COPY_KINDS", "Commit", "CopyBatch", "Statement", "commit_postgres", "copy_batches", "copy_logs",
+    "copy_records", "copy_stream", "one_statement", "prepare_copy",
+]
 
 Row = tuple[Any, ...]
 # What commit_postgres did: the first new id, the batches stored (their rows have the ids from
@@ -55,8 +57,8 @@ _INSERT_REPORTS = ("INSERT INTO sdk_reports (app_id, api_key_id, received_at, re
                    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS x (a, k, t, r)")
 _NOT_A_REQUEST = (None, None, None)
 # COLUMNS positions
-_ID, _APP_ID, _TS, _MESSAGE = 0, 1, 2, 8
-# The COPY's columns and their types for server._speedups.copy_data (q bigint, h smallint, t text,
+_APP_ID, _TS, _MESSAGE = 1, 2, 8
+# The COPY's columns and their types for server._speedups.copy_rows (q bigint, h smallint, t text,
 # j jsonb; tests/server/test_native.py checks them against the migrated table).
 COPY_COLUMNS = (*COLUMNS, "words")
 COPY_KINDS = "qqqqhttttjttttqttt" "tqh" "t"  # LOG_COLUMNS, the request columns, words
@@ -76,43 +78,58 @@ _INSERT_BLOCKS = (
 
 
 class CopyBatch:
-    """One batch's COPY data, made by its request before it queues the batch (`prepare_copy`),
-    so that the writer's transaction, the one serial step of ingest, only numbers it: the
-    records (lists: COLUMNS, the id None until the writer sets it in place, then the words
-    text), the messages for the word block (None once `LogWriter.submit` has added their words
-    to its app's pending WordSet) and the smallest and largest ts."""
+    """One batch's COPY data, made by its request before it queues the batch (`prepare_copy`):
+    the rows (LOG_COLUMNS, ids None: the writer numbers them), the request records' fields
+    (route, duration_us, duration_bin) by index in the rows (None when there are none), the
+    messages for the word block (None once `LogWriter.submit` has added their words to its
+    app's pending WordSet) and the smallest and largest ts."""
 
-    __slots__ = ("max_ts", "messages", "min_ts", "records")
+    __slots__ = ("fields", "max_ts", "messages", "min_ts", "rows")
 
-    def __init__(self, records: list[list[Any]], messages: list[str] | None, min_ts: int, max_ts: int) -> None:
-        self.records, self.messages, self.min_ts, self.max_ts = records, messages, min_ts, max_ts
+    def __init__(self, rows: list[Row], fields: dict[int, tuple[str, int, int]] | None, messages: list[str] | None,
+                 min_ts: int, max_ts: int) -> None:
+        self.rows, self.fields, self.messages, self.min_ts, self.max_ts = rows, fields, messages, min_ts, max_ts
 
 
 def prepare_copy(rows: list[Row], requests: list[tuple[int, str, int, int]] | None = None) -> CopyBatch:
     """`rows` (LOG_COLUMNS, ids None, of one app) and their request fields (index, route,
-    duration_us, duration_bin) as COPY data. Each record's words text is
-    server.fulltext.stored_word_text (None for an ASCII message)."""
-    if requests:
-        fields = {i: (route, us, bin_) for i, route, us, bin_ in requests}
-        records = [[*row, *fields.get(i, _NOT_A_REQUEST), stored_word_text(row[_MESSAGE])] for i, row in enumerate(rows)]
-    else:
-        records = [[*row, None, None, None, stored_word_text(row[_MESSAGE])] for row in rows]
+    duration_us, duration_bin) as COPY data."""
+    fields = {i: (route, us, bin_) for i, route, us, bin_ in requests} if requests else None
     ts = [row[_TS] for row in rows]
-    return CopyBatch(records, [row[_MESSAGE] for row in rows], min(ts), max(ts))
+    return CopyBatch(rows, fields, [row[_MESSAGE] for row in rows], min(ts), max(ts))
+
+
+def copy_stream(copies: list[CopyBatch], first_id: int) -> bytes:
+    """The batches' rows as a binary COPY stream of COPY_COLUMNS, numbered from `first_id`: the
+    request fields where a row has them, then its words text (server.fulltext.stored_word_text:
+    None for an ASCII message). In C when built (server._speedups.copy_rows), else by asyncpg's
+    encoder (`copy_records`)."""
+    assert copy_rows is not None
+    return copy_rows([(c.rows, c.fields) for c in copies], first_id, COPY_KINDS, _MESSAGE, word_text)
+
+
+def copy_records(copies: list[CopyBatch], first_id: int) -> list[list[Any]]:
+    """What `copy_stream` encodes, as records for asyncpg's copy_records_to_table."""
+    records: list[list[Any]] = []
+    for copy in copies:
+        fields, base = copy.fields or {}, first_id + len(records)
+        records += [[base + i, *row[1:], *fields.get(i, _NOT_A_REQUEST), stored_word_text(row[_MESSAGE])]
+                    for i, row in enumerate(copy.rows)]
+    return records
 
 
 class _Block:
     __slots__ = ("first_id", "last_id", "max_ts", "min_ts", "words")
 
     def __init__(self, first_id: int, copy: CopyBatch, pending: WordSet | None) -> None:
-        self.first_id, self.last_id = first_id, first_id + len(copy.records) - 1
+        self.first_id, self.last_id = first_id, first_id + len(copy.rows) - 1
         self.min_ts, self.max_ts = copy.min_ts, copy.max_ts
         self.words = pending if pending is not None else word_set()  # the commit's own (LogWriter._take)
         if copy.messages:
             self.words.add_texts(copy.messages)
 
     def add(self, first_id: int, copy: CopyBatch) -> None:
-        self.last_id = first_id + len(copy.records) - 1  # batches are numbered in order
+        self.last_id = first_id + len(copy.rows) - 1  # batches are numbered in order
         self.min_ts, self.max_ts = min(self.min_ts, copy.min_ts), max(self.max_ts, copy.max_ts)
         if copy.messages:
             self.words.add_texts(copy.messages)
@@ -145,20 +162,18 @@ async def copy_batches(
     blocks: dict[int, _Block] = {}
     next_id = first_id
     for app_id, copy in copies:
-        for record_id, record in enumerate(copy.records, next_id):
-            record[_ID] = record_id
         block = blocks.get(app_id)
         if block is None:
             blocks[app_id] = _Block(next_id, copy, pending.get(app_id))
         else:
             block.add(next_id, copy)
-        next_id += len(copy.records)
-    records = copies[0][1].records if len(copies) == 1 else list(chain.from_iterable(c.records for _, c in copies))
-    if copy_data is None:  # no C speed-ups: asyncpg encodes the same rows (server.native)
-        await conn.copy_records_to_table("logs", records=records, columns=COPY_COLUMNS)
+        next_id += len(copy.rows)
+    batches = [copy for _, copy in copies]
+    if copy_rows is None:  # no C speed-ups: asyncpg encodes the same rows (server.native)
+        await conn.copy_records_to_table("logs", records=copy_records(batches, first_id), columns=COPY_COLUMNS)
     else:
         # A memoryview: asyncpg takes bytes for a file name.
-        await conn.copy_to_table("logs", source=memoryview(copy_data(records, COPY_KINDS)), columns=COPY_COLUMNS,
+        await conn.copy_to_table("logs", source=memoryview(copy_stream(batches, first_id)), columns=COPY_COLUMNS,
                                  format="binary")
     return _INSERT_BLOCKS, [
         list(blocks), *([getattr(b, name) for b in blocks.values()] for name in ("first_id", "last_id", "min_ts", "max_ts")),

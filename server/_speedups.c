@@ -1,20 +1,23 @@
 /* server._speedups: the parts of PostgreSQL ingest that cost Python the most per log, in C.
  *
  * Optional: built by `pip install` when a C compiler is there (pyproject.toml, ext-modules);
- * without it the server uses asyncpg's own encoder (server.native says which is in use).
+ * without it the server does the same in Python (server.native says which is in use).
  *
- * copy_data(records, kinds) -> bytes
- *     A whole PostgreSQL binary COPY stream (header, one tuple per record, trailer) for
- *     `COPY ... FROM STDIN (FORMAT binary)`. records: a list of lists or tuples, each with one
- *     value per column; kinds: one letter per column, 'q' bigint, 'h' smallint, 't' text,
- *     'j' jsonb (the text of a JSON value); None is NULL in any column. What asyncpg's
- *     copy_records_to_table sends for the same records (tests/server/test_native.py checks
- *     both store the same rows), for less than half the CPU: 0.9-1.2 -> 0.4-0.5 us a log with
- *     the protocol's own work, 0.24 of it this encoding, all of it holding the GIL
- *     (bench/pg_copy_encode.py; docs/benchmarks.md, "PostgreSQL: the COPY data in C").
- *     A value of the wrong type raises TypeError and an int out of its column's range
- *     OverflowError, naming the record and column; a string UTF-8 cannot hold (a lone
- *     surrogate) raises UnicodeEncodeError, as asyncpg's encoder does.
+ * copy_rows(batches, first_id, kinds, message_column, word_text) -> bytes
+ *     A whole PostgreSQL binary COPY stream (header, one tuple per row, trailer) for
+ *     `COPY ... FROM STDIN (FORMAT binary)` of the log writer's rows (server._pg_writer).
+ *     batches: a list of (rows, fields) pairs: rows a list of tuples, fields None or a dict of
+ *     tuples by index in rows. Each row's tuple is: the id (first_id, then one more each row, in
+ *     place of the row's first value), the row's other values, the row's fields (NULLs when
+ *     it has none), then the words text of the row's message (its message_column): NULL when
+ *     the message is ASCII, else word_text(message). kinds: one letter per column, 'q'
+ *     bigint, 'h' smallint, 't' text, 'j' jsonb (the text of a JSON value); None is NULL in
+ *     any column. What asyncpg's copy_records_to_table sends for the same records
+ *     (tests/server/test_native.py checks both store the same rows), for less than half the
+ *     CPU, and without a list made per row first (bench/pg_copy_encode.py; docs/benchmarks.md,
+ *     "PostgreSQL: the COPY data in C"). A value of the wrong type raises TypeError and an
+ *     int out of its column's range OverflowError, naming the row and column; a string UTF-8
+ *     cannot hold (a lone surrogate) raises UnicodeEncodeError, as asyncpg's encoder does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,7 +52,7 @@ static inline void put32(char *p, uint32_t v) {
 }
 static inline void put64(char *p, uint64_t v) { put32(p, (uint32_t)(v >> 32)); put32(p + 4, (uint32_t)v); }
 
-static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t record, Py_ssize_t column) {
+static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t row, Py_ssize_t column) {
     if (v == Py_None) {  /* a field length of -1 */
         if (reserve(o, 4)) return -1;
         put32(o->buf + o->len, 0xFFFFFFFFu);
@@ -58,16 +61,16 @@ static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t record, Py_ssize
     }
     if (kind == 'q' || kind == 'h') {
         if (!PyLong_Check(v)) {
-            PyErr_Format(PyExc_TypeError, "record %zd, column %zd: an int expected, not %.80s",
-                         record, column, Py_TYPE(v)->tp_name);
+            PyErr_Format(PyExc_TypeError, "row %zd, column %zd: an int expected, not %.80s",
+                         row, column, Py_TYPE(v)->tp_name);
             return -1;
         }
         int overflow;
         long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
         if (x == -1 && PyErr_Occurred()) return -1;
         if (overflow || (kind == 'h' && (x < INT16_MIN || x > INT16_MAX))) {
-            PyErr_Format(PyExc_OverflowError, "record %zd, column %zd: %S is out of the column's range",
-                         record, column, v);
+            PyErr_Format(PyExc_OverflowError, "row %zd, column %zd: %S is out of the column's range",
+                         row, column, v);
             return -1;
         }
         if (reserve(o, 12)) return -1;
@@ -87,8 +90,8 @@ static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t record, Py_ssize
         return -1;
     }
     if (!PyUnicode_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "record %zd, column %zd: a str expected, not %.80s",
-                     record, column, Py_TYPE(v)->tp_name);
+        PyErr_Format(PyExc_TypeError, "row %zd, column %zd: a str expected, not %.80s",
+                     row, column, Py_TYPE(v)->tp_name);
         return -1;
     }
     Py_ssize_t n;
@@ -96,8 +99,8 @@ static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t record, Py_ssize
     if (s == NULL) return -1;  /* UnicodeEncodeError: a lone surrogate, which UTF-8 cannot hold */
     Py_ssize_t version = kind == 'j';  /* jsonb's binary form: version 1, then the JSON text */
     if (n + version > INT32_MAX) {
-        PyErr_Format(PyExc_OverflowError, "record %zd, column %zd: %zd bytes, more than a field holds",
-                     record, column, n);
+        PyErr_Format(PyExc_OverflowError, "row %zd, column %zd: %zd bytes, more than a field holds",
+                     row, column, n);
         return -1;
     }
     if (reserve(o, 4 + version + n)) return -1;
@@ -111,61 +114,118 @@ static int put_value(Out *o, char kind, PyObject *v, Py_ssize_t record, Py_ssize
 
 static const char HEADER[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";  /* signature, flags, no extension */
 
-static PyObject *copy_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+static int put_null(Out *o) {
+    if (reserve(o, 4)) return -1;
+    put32(o->buf + o->len, 0xFFFFFFFFu);
+    o->len += 4;
+    return 0;
+}
+
+static int put_row(Out *o, const char *kinds, Py_ssize_t columns, long long id, PyObject *row, PyObject *fields,
+                   Py_ssize_t message_column, PyObject *word_text, Py_ssize_t at) {
+    Py_ssize_t n = PyTuple_GET_SIZE(row), extra = columns - n - 1;
+    if (extra < 0 || message_column >= n) {
+        PyErr_Format(PyExc_ValueError, "row %zd: %zd values, %zd columns", at, n, columns);
+        return -1;
+    }
+    if (fields != NULL && (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != extra)) {
+        PyErr_Format(PyExc_ValueError, "row %zd: its fields must be a tuple of %zd values", at, extra);
+        return -1;
+    }
+    if (reserve(o, 14)) return -1;
+    put16(o->buf + o->len, (uint16_t)columns);
+    put32(o->buf + o->len + 2, 8);
+    put64(o->buf + o->len + 6, (uint64_t)id);
+    o->len += 14;
+    PyObject **items = ((PyTupleObject *)row)->ob_item;
+    for (Py_ssize_t c = 1; c < n; c++)
+        if (put_value(o, kinds[c], items[c], at, c)) return -1;
+    for (Py_ssize_t c = 0; c < extra; c++)
+        if (fields == NULL ? put_null(o) : put_value(o, kinds[n + c], PyTuple_GET_ITEM(fields, c), at, n + c)) return -1;
+    PyObject *message = items[message_column];
+    if (!PyUnicode_Check(message) || PyUnicode_IS_ASCII(message)) return put_null(o);
+    PyObject *words = PyObject_CallOneArg(word_text, message);
+    if (words == NULL) return -1;
+    int failed = put_value(o, kinds[columns - 1], words, at, columns - 1);
+    Py_DECREF(words);
+    return failed;
+}
+
+static PyObject *copy_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "copy_data(records: list, kinds: str)");
+    if (nargs != 5 || !PyList_Check(args[0]) || !PyUnicode_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "copy_rows(batches: list, first_id: int, kinds: str, message_column: int, word_text)");
         return NULL;
     }
-    PyObject *records = args[0];
+    PyObject *batches = args[0], *word_text = args[4];
+    long long id = PyLong_AsLongLong(args[1]);
+    Py_ssize_t message_column = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) return NULL;
     Py_ssize_t columns;
-    const char *kinds = PyUnicode_AsUTF8AndSize(args[1], &columns);
+    const char *kinds = PyUnicode_AsUTF8AndSize(args[2], &columns);
     if (kinds == NULL) return NULL;
-    if (columns == 0 || columns > INT16_MAX) {
-        PyErr_SetString(PyExc_ValueError, "kinds: one letter per column, 1 to 32767 of them");
+    if (columns < 2 || columns > INT16_MAX || kinds[0] != 'q' || message_column < 1) {
+        PyErr_SetString(PyExc_ValueError, "kinds: one letter per column, 2 to 32767, the first 'q' (the id); "
+                                          "message_column: 1 or more");
         return NULL;
+    }
+    for (Py_ssize_t c = 0; c < columns; c++) {
+        if (!strchr("qhtj", kinds[c]) || kinds[c] == 0) {
+            PyErr_Format(PyExc_ValueError, "column %zd: unknown kind %c", c, kinds[c]);
+            return NULL;
+        }
     }
     Out o = {NULL, 0, 0};
     if (reserve(&o, (Py_ssize_t)sizeof HEADER)) return NULL;
     memcpy(o.buf, HEADER, sizeof HEADER);
     o.len = (Py_ssize_t)sizeof HEADER;
-    /* The list may not change under us: nothing here runs Python code (no __index__, no
-     * __str__: exact checks on int and str only), so no other thread gets the GIL. */
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        PyObject *record = PyList_GET_ITEM(records, i);
-        PyObject **items;
-        Py_ssize_t n;
-        if (PyList_Check(record)) {
-            items = ((PyListObject *)record)->ob_item;
-            n = PyList_GET_SIZE(record);
-        } else if (PyTuple_Check(record)) {
-            items = ((PyTupleObject *)record)->ob_item;
-            n = PyTuple_GET_SIZE(record);
-        } else {
-            PyErr_Format(PyExc_TypeError, "record %zd: a list or tuple expected, not %.80s", i, Py_TYPE(record)->tp_name);
+    /* References are taken on what is read while word_text (Python code) may run. */
+    Py_INCREF(batches);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t b = 0; b < PyList_GET_SIZE(batches); b++) {
+        PyObject *batch = Py_NewRef(PyList_GET_ITEM(batches, b)), *rows, *fields;
+        if (!PyTuple_Check(batch) || PyTuple_GET_SIZE(batch) != 2 || !PyList_Check(rows = PyTuple_GET_ITEM(batch, 0))
+            || ((fields = PyTuple_GET_ITEM(batch, 1)) != Py_None && !PyDict_Check(fields))) {
+            PyErr_Format(PyExc_TypeError, "batch %zd: a (rows: list, fields: dict | None) pair expected", b);
+            Py_DECREF(batch);
             goto fail;
         }
-        if (n != columns) {
-            PyErr_Format(PyExc_ValueError, "record %zd: %zd values for %zd columns", i, n, columns);
-            goto fail;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++, at++) {
+            PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i)), *these = NULL, *key = NULL;
+            int failed = !PyTuple_Check(row);
+            if (failed) {
+                PyErr_Format(PyExc_TypeError, "row %zd: a tuple expected, not %.80s", at, Py_TYPE(row)->tp_name);
+            } else if (fields != Py_None) {
+                failed = (key = PyLong_FromSsize_t(i)) == NULL;
+                these = failed ? NULL : PyDict_GetItemWithError(fields, key);  /* borrowed */
+                failed = failed || (these == NULL && PyErr_Occurred());
+                Py_XINCREF(these);
+            }
+            if (!failed)
+                failed = put_row(&o, kinds, columns, id + at, row, these, message_column, word_text, at) != 0;
+            Py_XDECREF(key);
+            Py_XDECREF(these);
+            Py_DECREF(row);
+            if (failed) {
+                Py_DECREF(batch);
+                goto fail;
+            }
         }
-        if (reserve(&o, 2)) goto fail;
-        put16(o.buf + o.len, (uint16_t)columns);
-        o.len += 2;
-        for (Py_ssize_t c = 0; c < columns; c++)
-            if (put_value(&o, kinds[c], items[c], i, c)) goto fail;
+        Py_DECREF(batch);
     }
-    if (reserve(&o, 2)) goto fail;
+    Py_DECREF(batches);
+    if (reserve(&o, 2)) goto fail_buffer;
     put16(o.buf + o.len, 0xFFFF);  /* the trailer: a field count of -1 */
     o.len += 2;
     PyObject *data = PyBytes_FromStringAndSize(o.buf, o.len);
     PyMem_Free(o.buf);
     return data;
 fail:
+    Py_DECREF(batches);
+fail_buffer:
     PyMem_Free(o.buf);
     return NULL;
 }
-
 
 /* ---- log_rows -------------------------------------------------------------------------
  *
@@ -684,8 +744,8 @@ static PyMethodDef methods[] = {
     {"log_rows", (PyCFunction)(void (*)(void))log_rows, METH_FASTCALL,
      "log_rows(logs, app_id, default_environment, received_at, latest, max_message_chars, max_attributes_bytes, "
      "levels, dumps, slow) -> list of rows, or None."},
-    {"copy_data", (PyCFunction)(void (*)(void))copy_data, METH_FASTCALL,
-     "copy_data(records, kinds) -> bytes: a PostgreSQL binary COPY stream of the records."},
+    {"copy_rows", (PyCFunction)(void (*)(void))copy_rows, METH_FASTCALL,
+     "copy_rows(batches, first_id, kinds, message_column, word_text) -> bytes: a PostgreSQL binary COPY stream."},
     {NULL, NULL, 0, NULL},
 };
 

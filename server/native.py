@@ -13,7 +13,7 @@ import logging
 
 from server.fulltext import PyWordSet, WordSet, split_words
 
-__all__ = ["built", "copy_data", "log_missing", "log_rows", "set_log_type", "word_set"]
+__all__ = ["built", "copy_rows", "log_missing", "log_rows", "set_log_type", "word_set"]
 
 try:
     from server import _speedups
@@ -21,7 +21,7 @@ except ImportError:  # no C compiler at install time, or a platform without the 
     _speedups = None  # type: ignore[assignment]
 built = _speedups is not None
 # Each None when not built (see server/_speedups.c for what they do).
-copy_data = _speedups.copy_data if built else None
+copy_rows = _speedups.copy_rows if built else None
 log_rows = _speedups.log_rows if built else None
 set_log_type = _speedups.set_log_type if built else None
 
@@ -33,7 +33,7 @@ def word_set() -> WordSet:
 
 def log_missing(log: logging.Logger) -> None:
     """Say once, at start-up, that this server runs without them and what that costs."""
-    if copy_data is None:
+    if not built:
         log.warning("server._speedups is not built (no C compiler at install?): PostgreSQL ingest encodes its "
                     "COPY data with asyncpg and collects word blocks' words in Python instead, and ingest makes its "
                     "rows in Python: ~2 us more CPU a log; reinstall with a C compiler for them")

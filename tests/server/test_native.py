@@ -14,23 +14,26 @@ from typing import Any
 import pytest
 
 from server import _pg_writer, native
-from server._pg_writer import COPY_COLUMNS, COPY_KINDS, copy_logs
+from server._pg_writer import COPY_COLUMNS, COPY_KINDS, copy_logs, copy_records, copy_stream, prepare_copy
 from server.db import DB
-from server.fulltext import BLOCK_WORD_MAX, PyWordSet, split_words
+from server.fulltext import BLOCK_WORD_MAX, PyWordSet, split_words, word_text
 from server.ingest_validate import EPOCH_S_MAX
 from server.migrate import apply_migrations
 
-needs_speedups = pytest.mark.skipif(native.copy_data is None, reason="server._speedups is not built")
+needs_speedups = pytest.mark.skipif(not native.built, reason="server._speedups is not built")
 _TYPES = {"bigint": "q", "smallint": "h", "text": "t", "jsonb": "j"}
 
-# One value of each kind at its limits, NULLs, and text that is not ASCII.
-_RECORDS: list[list[Any]] = [
-    [1, 1, 0, 1, 10, "DEBUG", "", "", "plain", None, None, "prod", "", "", None, "", "", "", None, None, None, None],
-    [2, 1, -(2**63), 2**63 - 1, -32768, "INFO", "api", "app.main", "caf\u00e9 \u65e5\u672c \U0001f600 tab\tnew\nline",
+# Rows of one value of each kind at its limits, NULLs, and text that is not ASCII (its words
+# text made by the writer), one a request record; ids None, as the requests make them.
+_ROWS: list[tuple[Any, ...]] = [
+    (None, 1, 0, 1, 10, "DEBUG", "", "", "plain", None, None, "prod", "", "", None, "", "", ""),
+    (None, 1, -(2**63), 2**63 - 1, -32768, "INFO", "api", "app.main", "caf\u00e9 \u65e5\u672c \U0001f600 tab\tnew\nline",
      '{"a": [1, {"b": "\u00e9"}], "n": null}', "Traceback\n  x", "", "1.2", "h\u00f6st", -(2**63), "Thread-1",
-     "t" * 300, "r", "GET /x", 2**62, 32767, " caf\u00e9 \u65e5\u672c "],
-    [3, 1, 5, 6, 50, "CRITICAL", "s", "l", "x" * 100_000, "{}", "", "e", "r", "h", 2**63 - 1, "", "", "", "", 0, 0, ""],
+     "t" * 300, "r"),
+    (None, 1, 5, 6, 50, "CRITICAL", "s", "l", "x" * 100_000, "{}", "", "e", "r", "h", 2**63 - 1, "", "", ""),
 ]
+_FIELDS = {1: ("GET /x", 2**62, 32767)}
+_NOT_ASCII = "caf\u00e9 \u65e5\u672c \U0001f600 tab\tnew\nline"
 
 
 def _run_pg(database_url: str, go: Callable[[Any], Awaitable[None]]) -> None:
@@ -51,7 +54,7 @@ def test_ci_builds_the_speedups() -> None:
     """The install compiles them (pyproject.toml); without a compiler the server still runs,
     slower, so CI insists on them rather than let a broken build pass unnoticed."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        assert native.copy_data is not None
+        assert native.built
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -67,69 +70,73 @@ def test_copy_kinds_are_the_logs_tables_column_types(empty_database_url: str) ->
 
 @needs_speedups
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_copy_data_stores_what_asyncpg_stores(empty_database_url: str) -> None:
-    assert native.copy_data is not None
-    data = native.copy_data(_RECORDS, COPY_KINDS)
+def test_the_c_copy_stores_what_asyncpg_stores(empty_database_url: str) -> None:
+    batches = [prepare_copy(_ROWS[:2], [(1, *_FIELDS[1])]), prepare_copy(_ROWS[2:])]
+    records = copy_records(batches, 41)
+    data = copy_stream(batches, 41)
 
     async def go(conn: Any) -> None:
         await conn.execute("CREATE TABLE by_asyncpg (LIKE logs); CREATE TABLE by_c (LIKE logs)")
-        await conn.copy_records_to_table("by_asyncpg", records=_RECORDS, columns=COPY_COLUMNS)
+        await conn.copy_records_to_table("by_asyncpg", records=records, columns=COPY_COLUMNS)
         await conn.copy_to_table("by_c", source=memoryview(data), columns=COPY_COLUMNS, format="binary")
         columns = ", ".join(COPY_COLUMNS)
         by_asyncpg = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM by_asyncpg ORDER BY id")]
         by_c = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM by_c ORDER BY id")]
         assert by_c == by_asyncpg
-        assert len(by_c) == 3 and by_c[1][8] == _RECORDS[1][8] and by_c[2][8] == "x" * 100_000
+        assert [r[0] for r in by_c] == [41, 42, 43] and by_c[1][8] == _NOT_ASCII and by_c[2][8] == "x" * 100_000
         assert by_c[1][2:5] == (-(2**63), 2**63 - 1, -32768)
-        assert await conn.fetchval("SELECT attributes -> 'a' -> 1 ->> 'b' FROM by_c WHERE id = 2") == "\u00e9"
+        assert [r[18:] for r in by_c] == [(None, None, None, None), (*_FIELDS[1], word_text(_NOT_ASCII)),
+                                          (None, None, None, None)]
+        assert await conn.fetchval("SELECT attributes -> 'a' -> 1 ->> 'b' FROM by_c WHERE id = 42") == "\u00e9"
 
     _run_pg(empty_database_url, go)
 
 
 @needs_speedups
-def test_copy_data_frames_the_stream() -> None:
-    assert native.copy_data is not None
-    assert native.copy_data([], "q") == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"
-    one = native.copy_data([(7, None, "\u00e9", "{}")], "qhtj")
-    assert one[19:-2] == (b"\x00\x04" + b"\x00\x00\x00\x08" + (7).to_bytes(8, "big") + b"\xff\xff\xff\xff"
-                          + b"\x00\x00\x00\x02" + "\u00e9".encode() + b"\x00\x00\x00\x03\x01{}")
+def test_the_c_copy_frames_the_stream() -> None:
+    copy_rows = native.copy_rows
+    assert copy_rows is not None
+    assert copy_rows([], 1, "qt", 1, word_text) == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"
+    one = copy_rows([([(None, None, "\u00e9", "{}")], None)], 7, "qhtjt", 2, lambda m: "w")
+    assert one[19:-2] == (b"\x00\x05" + b"\x00\x00\x00\x08" + (7).to_bytes(8, "big") + b"\xff\xff\xff\xff"
+                          + b"\x00\x00\x00\x02" + "\u00e9".encode() + b"\x00\x00\x00\x03\x01{}" + b"\x00\x00\x00\x01w")
 
 
 @needs_speedups
-@pytest.mark.parametrize(("records", "kinds", "error", "says"), [
-    ([[1, "2"]], "qq", TypeError, "record 0, column 1: an int expected, not str"),
-    ([[1], [2.5]], "q", TypeError, "record 1, column 0: an int expected, not float"),
-    ([[1]], "t", TypeError, "record 0, column 0: a str expected, not int"),
-    ([[40000]], "h", OverflowError, "record 0, column 0: 40000 is out of the column's range"),
-    ([[2**63]], "q", OverflowError, "record 0, column 0"),
-    ([[1, 2]], "q", ValueError, "record 0: 2 values for 1 columns"),
-    ([{1: 2}], "q", TypeError, "record 0: a list or tuple expected, not dict"),
-    ([["\ud800"]], "t", UnicodeEncodeError, "surrogates not allowed"),
-    ([[1]], "x", ValueError, "unknown kind x"),
-    ([[1]], "", ValueError, "one letter per column"),
+@pytest.mark.parametrize(("batches", "kinds", "error", "says"), [
+    ([([(None, "2", "m")], None)], "qqtt", TypeError, "row 0, column 1: an int expected, not str"),
+    ([([(None, 1, "m")], None), ([(None, 2.5, "m")], None)], "qqtt", TypeError, "row 1, column 1: an int expected, not float"),
+    ([([(None, 1, 5)], None)], "qqtt", TypeError, "row 0, column 2: a str expected, not int"),
+    ([([(None, 40000, "m")], None)], "qhtt", OverflowError, "row 0, column 1: 40000 is out of the column's range"),
+    ([([(None, 2**63, "m")], None)], "qqtt", OverflowError, "row 0, column 1"),
+    ([([(None, 1, "m", 4)], None)], "qqtt", ValueError, "row 0: 4 values, 4 columns"),
+    ([([(None, 1, "m")], {0: ("a", "b")})], "qqttt", ValueError, "row 0: its fields must be a tuple of 1 values"),
+    ([([[None, 1, "m"]], None)], "qqtt", TypeError, "row 0: a tuple expected, not list"),
+    ([[[(None, 1, "m")]]], "qqtt", TypeError, "batch 0: a \\(rows: list, fields: dict \\| None\\) pair expected"),
+    ([([(None, 1, "\ud800")], None)], "qqtt", UnicodeEncodeError, "surrogates not allowed"),
+    ([([(None, 1, "m")], None)], "qxtt", ValueError, "unknown kind x"),
+    ([([(None, 1, "m")], None)], "t", ValueError, "one letter per column"),
 ])
-def test_copy_data_refuses_what_it_cannot_encode(records: list[Any], kinds: str, error: type[Exception], says: str) -> None:
-    assert native.copy_data is not None
+def test_the_c_copy_refuses_what_it_cannot_encode(batches: list[Any], kinds: str, error: type[Exception], says: str) -> None:
+    assert native.copy_rows is not None
     with pytest.raises(error, match=says):
-        native.copy_data(records, kinds)
+        native.copy_rows(batches, 1, kinds, 2, word_text)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_the_writer_stores_the_same_rows_with_or_without_the_speedups(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rows = [tuple(r[:18]) for r in _RECORDS]
-
     async def go(conn: Any) -> None:
         stored = []
-        for encoder in (None, native.copy_data):
-            monkeypatch.setattr(_pg_writer, "copy_data", encoder)
+        for encoder in (None, native.copy_rows):
+            monkeypatch.setattr(_pg_writer, "copy_rows", encoder)
             async with conn.transaction():
-                await copy_logs(conn, [(None, *row[1:]) for row in rows], first_id=1)
+                await copy_logs(conn, _ROWS, first_id=1)
                 stored.append([tuple(r) for r in await conn.fetch(f"SELECT {', '.join(COPY_COLUMNS)} FROM logs ORDER BY id")])
                 await conn.execute("DELETE FROM logs; DELETE FROM log_word_blocks")
-        assert stored[0] == stored[1] or native.copy_data is None
-        assert [r[8] for r in stored[0]] == [r[8] for r in rows]
+        assert stored[0] == stored[1] or not native.built
+        assert [r[8] for r in stored[0]] == [r[8] for r in _ROWS]
 
     _run_pg(empty_database_url, go)
 
@@ -137,8 +144,8 @@ def test_the_writer_stores_the_same_rows_with_or_without_the_speedups(
 def test_a_server_without_them_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     log = logging.getLogger("server")
     native.log_missing(log)
-    assert caplog.records == [] or native.copy_data is None
-    monkeypatch.setattr(native, "copy_data", None)
+    assert caplog.records == [] or not native.built
+    monkeypatch.setattr(native, "built", False)
     native.log_missing(log)
     assert [r.levelname for r in caplog.records][-1] == "WARNING"
     assert "server._speedups is not built" in caplog.records[-1].getMessage()
