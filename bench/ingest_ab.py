@@ -34,15 +34,20 @@ def one_round(kind: str, root: Path, bodies: list[bytes], seconds: float, connec
 
 
 def build_speedups(root: Path) -> None:
-    """REF's own server/_speedups.c compiled in its worktree, when it has one: else its `server`
-    package would import this checkout's (the editable install's finder maps the name here)."""
-    if (root / "server" / "_speedups.c").exists():
-        subprocess.run([sys.executable, "-c", _BUILD], cwd=root, check=True, stdout=subprocess.DEVNULL)
+    """REF's own C speed-ups (server/_c/*.c, or server/_speedups.c before they were split)
+    compiled in its worktree, when it has them: else its `server` package would import this
+    checkout's (the editable install's finder maps the name here)."""
+    sources = sorted(str(p.relative_to(root)) for p in (root / "server" / "_c").glob("*.c"))
+    if not sources and (root / "server" / "_speedups.c").exists():
+        sources = ["server/_speedups.c"]
+    if sources:
+        subprocess.run([sys.executable, "-c", _BUILD, *sources], cwd=root, check=True, stdout=subprocess.DEVNULL)
 
 
 _BUILD = """
+import sys
 from setuptools import Distribution, Extension
-dist = Distribution({"ext_modules": [Extension("server._speedups", ["server/_speedups.c"])]})
+dist = Distribution({"ext_modules": [Extension("server._speedups", sys.argv[1:])]})
 build = dist.get_command_obj("build_ext")
 build.inplace = True
 dist.run_command("build_ext")

@@ -8,8 +8,8 @@ if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv"
     "$PY" -m venv .venv
 fi
-# The C source too: the install compiles it (server/_speedups.c).
-stamp=".venv/.installed-$(cat pyproject.toml sdk/pyproject.toml server/_speedups.c | sha256sum | cut -c1-16)"
+# The C sources too: the install compiles them (server/_c/).
+stamp=".venv/.installed-$(cat pyproject.toml sdk/pyproject.toml server/_c/* | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "==> installing sentry-logger (server, dashboard, SDK) into .venv"
     .venv/bin/python -m pip install -q --upgrade pip

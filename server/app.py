@@ -122,8 +122,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     state = build_state(settings)
     db: DB = state["db"]
     await db.connect()
-    if db.dialect == "postgresql":
-        native.log_missing(log)
+    native.log_missing(log)
     try:
         if settings.migrate_on_start_enabled:
             await apply_migrations(db)

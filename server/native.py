@@ -1,4 +1,4 @@
-"""Ingest's C speed-ups (server/_speedups.c), when the install could compile them.
+"""Ingest's C speed-ups (server._speedups, from server/_c/), when the install could compile them.
 
 Without them (`built` False) requests make their rows in Python (server.ingest_fast, ~3x the
 CPU: bench/ingest_validate_cost.py), the PostgreSQL writer has asyncpg encode its COPY, the same
@@ -20,7 +20,7 @@ try:
 except ImportError:  # no C compiler at install time, or a platform without the built module
     _speedups = None  # type: ignore[assignment]
 built = _speedups is not None
-# Each None when not built (see server/_speedups.c for what they do).
+# Each None when not built (server/_c/copy_rows.c and log_rows.c say what they do).
 copy_rows = _speedups.copy_rows if built else None
 log_rows = _speedups.log_rows if built else None
 set_log_type = _speedups.set_log_type if built else None
@@ -34,6 +34,6 @@ def word_set() -> WordSet:
 def log_missing(log: logging.Logger) -> None:
     """Say once, at start-up, that this server runs without them and what that costs."""
     if not built:
-        log.warning("server._speedups is not built (no C compiler at install?): PostgreSQL ingest encodes its "
-                    "COPY data with asyncpg and collects word blocks' words in Python instead, and ingest makes its "
-                    "rows in Python: ~2 us more CPU a log; reinstall with a C compiler for them")
+        log.warning("server._speedups is not built (no C compiler at install?): ingest makes its rows in Python, "
+                    "and on PostgreSQL has asyncpg encode its COPY data and collects word blocks' words in Python: "
+                    "1-2 us more CPU a log; reinstall with a C compiler for them")

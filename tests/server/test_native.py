@@ -219,4 +219,4 @@ def test_a_word_set_frees_itself_and_its_split() -> None:
 
 
 def test_the_c_rows_know_the_timestamp_limit() -> None:
-    assert EPOCH_S_MAX == 1e12  # server/_speedups.c's EPOCH_S_MAX, for log_rows
+    assert EPOCH_S_MAX == 1e12  # server/_c/log_rows.c's EPOCH_S_MAX
