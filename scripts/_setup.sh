@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: create .venv and install the server, the SDK
-# (editable) and, with SETUP_TEST=1, the test tools. Re-runs only when a pyproject or the C source changed.
+# (editable) and, with SETUP_TEST=1, the test tools. Re-runs only when a pyproject, setup.py or the C
+# sources changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 # The C sources too: the install compiles them (server/_c/).
-stamp=".venv/.installed-$(cat pyproject.toml sdk/pyproject.toml server/_c/* | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml setup.py sdk/pyproject.toml server/_c/* | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "==> installing sentry-logger (server, dashboard, SDK) into .venv"
     .venv/bin/python -m pip install -q --upgrade pip

@@ -1,6 +1,6 @@
 /* server._speedups: the parts of ingest that cost Python the most per log, in C (server.native).
  *
- * Optional: built by `pip install` when a C compiler is there (pyproject.toml, ext-modules);
+ * Optional: built by `pip install` when a C compiler is there (setup.py);
  * without it the server does the same in Python, slower. copy_rows.c: PostgreSQL's COPY stream;
  * log_rows.c: the rows of the common logs (both databases); word_set.c: PostgreSQL's word sets.
  */

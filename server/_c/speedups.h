@@ -1,4 +1,4 @@
-/* server._speedups, built from the C files beside this one (pyproject.toml, ext-modules): what each file
+/* server._speedups, built from the C files beside this one (setup.py): what each file
  * defines for module.c, which makes the module. See each file for what its functions do. */
 #ifndef SPEEDUPS_H
 #define SPEEDUPS_H

@@ -382,20 +382,23 @@ def test_the_ascii_fast_path_splits_words_like_the_regular_expression() -> None:
     assert words("Échec à ZÜRICH_x2") == ["échec", "à", "zürich", "x2"]
 
 
-@pytest.mark.parametrize("word_sets", ["built", "Python"])
-def test_batches_left_for_a_later_commit_keep_their_words(
-    settings: Settings, backend: str, word_sets: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_batches_left_for_a_later_commit_keep_their_words(settings: Settings) -> None:
     """More is queued than one commit takes (INGEST_COMMIT_MAX_RECORDS): on PostgreSQL the words
     the writer collected at submit are kept for the batches left queued, so every batch's own
-    words find its logs whichever commit stored them. With the C word sets when built
-    (server.native) and with the Python ones."""
-    if word_sets == "Python":
-        if backend == "sqlite":
-            pytest.skip("SQLite's full-text index needs no word sets")
-        monkeypatch.setattr(writer_module, "word_set", PyWordSet)
-        monkeypatch.setattr(_pg_writer, "word_set", PyWordSet)
+    words find its logs whichever commit stored them (with the C word sets when built,
+    server.native)."""
+    _check_words_over_later_commits(settings)
 
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_python_word_sets_keep_them_too(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same with server.fulltext.PyWordSet, what a server without its C speed-ups uses."""
+    monkeypatch.setattr(writer_module, "word_set", PyWordSet)
+    monkeypatch.setattr(_pg_writer, "word_set", PyWordSet)
+    _check_words_over_later_commits(settings)
+
+
+def _check_words_over_later_commits(settings: Settings) -> None:
     async def go() -> None:
         db = DB(settings.database_url)
         await db.connect()

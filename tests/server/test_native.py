@@ -51,7 +51,7 @@ def _run_pg(database_url: str, go: Callable[[Any], Awaitable[None]]) -> None:
 
 
 def test_ci_builds_the_speedups() -> None:
-    """The install compiles them (pyproject.toml); without a compiler the server still runs,
+    """The install compiles them (setup.py); without a compiler the server still runs,
     slower, so CI insists on them rather than let a broken build pass unnoticed."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         assert native.built
