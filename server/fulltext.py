@@ -70,7 +70,7 @@ def distinct_words(texts: list[str]) -> set[str]:
 
 def word_list(texts: list[str]) -> list[str]:
     """The lower-cased words of all `texts`, repeats included (each distinct text once): what
-    `distinct_words` makes its set of, for a caller that adds them to a set of its own."""
+    `distinct_words` makes its set of, and PyWordSet adds to its own."""
     # Repeated messages (a flood of one error) are split once; hashing them costs ~1/30 of that.
     joined = " ".join(set(texts))
     if joined.isascii():  # one pass over all of them: 4x cheaper than a text at a time

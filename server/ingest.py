@@ -158,8 +158,8 @@ async def ingest(request: Request) -> Response:
     if rows or batch_id is not None or report:
         writer = state.writer
         batch = Batch(found.app_id, found.key_id, rows, len(errors), batch_id, report, requests or None)
-        # COPY data (records, words) made here, where requests run side by side with the commit
-        # in progress, not on the writer's serial path.
+        # COPY data (request fields, messages, ts range) made here, where requests run side by
+        # side with the commit in progress, not on the writer's serial path.
         if rows and writer.db.dialect == "postgresql":
             batch.copy = prepare_copy(rows, requests)
         try:

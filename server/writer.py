@@ -2,8 +2,7 @@
 
 Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
 writer drains everything queued, writes it with the driver's bulk path (SQLite multi-row
-INSERTs, see `server._sqlite_writer`; asyncpg `copy_records_to_table`, see
-`server._pg_writer`) and answers all of them at once. Either runs on a thread of its own,
+INSERTs, see `server._sqlite_writer`; a binary COPY, see `server._pg_writer`) and answers all of them at once. Either runs on a thread of its own,
 committing back to back; the event loop answers the requests and calls the listeners. Log ids
 are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
 advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
@@ -92,8 +91,9 @@ class Batch:
     report: dict[str, Any] | None = None
     # Request records' (index in rows, route, duration_us, duration_bin), for the health aggregates.
     requests: list[tuple[int, str, int, int]] | None = None
-    # PostgreSQL: the rows as COPY data with their keyword data (server._pg_writer.prepare_copy),
-    # made by the request so the writer, the one serial step of ingest, need not.
+    # PostgreSQL: the rows' COPY data (request fields, messages for the word block, ts range:
+    # server._pg_writer.prepare_copy), made by the request so the writer, the one serial step
+    # of ingest, need not.
     copy: CopyBatch | None = None
     future: asyncio.Future[tuple[int, int, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # result: (accepted, rejected, duplicate)
