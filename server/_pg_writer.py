@@ -153,7 +153,7 @@ async def copy_logs(conn: Any, rows: list[Row], first_id: int) -> None:
 async def copy_batches(
     conn: Any, copies: list[tuple[int, CopyBatch]], first_id: int, pending: Mapping[int, WordSet],
 ) -> Statement:
-    """COPY the (app id, batch) records into logs, numbered from `first_id` in order (in place).
+    """COPY the (app id, batch) rows into logs, numbered from `first_id` in order.
     Returns the statement adding one word block per app, for the caller to run in the same
     transaction: a block must never be missing for a committed row (queries trust the blocks
     to find every match). A block's words: its batches' own (`CopyBatch.messages`) and the app's
