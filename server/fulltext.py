@@ -90,7 +90,6 @@ class WordSet(Protocol):
     WordSet (in C: no str per word) when built, PyWordSet otherwise (server.native.word_set)."""
 
     def add_texts(self, texts: list[str], /) -> None: ...
-    def update(self, other: WordSet, /) -> None: ...
     def copy(self) -> WordSet: ...
     def text(self, max_chars: int, /) -> str:
         """The words of at most `max_chars` characters, each once, joined by one space."""
@@ -107,10 +106,6 @@ class PyWordSet:
 
     def add_texts(self, texts: list[str], /) -> None:
         self._words.update(word_list(texts))
-
-    def update(self, other: WordSet, /) -> None:
-        assert isinstance(other, PyWordSet)
-        self._words |= other._words
 
     def copy(self) -> PyWordSet:
         twin = PyWordSet()

@@ -3,8 +3,9 @@
 Without them (`built` False) requests make their rows in Python (server.ingest_fast, ~3x the
 CPU: bench/ingest_validate_cost.py), the PostgreSQL writer has asyncpg encode its COPY, the same
 rows for 2-2.6x the CPU (bench/pg_copy_encode.py), and word blocks collect their words in
-Python sets (server.fulltext.PyWordSet), ~2.7x the CPU (bench/word_set_cost.py). In CI the suite requires
-them (tests/server/test_native.py), so a broken build does not go unnoticed as a slower server.
+Python sets (server.fulltext.PyWordSet), ~2.7x the CPU (bench/word_set_cost.py). In CI the
+suite requires them (tests/server/test_native.py), so a broken build does not go unnoticed as a
+slower server.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Requests hand their validated rows to `LogWriter.submit` and wait for the commit; the
 writer drains everything queued, writes it with the driver's bulk path (SQLite multi-row
-INSERTs, see `server._sqlite_writer`; a binary COPY, see `server._pg_writer`) and answers all of them at once. Either runs on a thread of its own,
-committing back to back; the event loop answers the requests and calls the listeners. Log ids
-are allocated inside the serialised write transaction (BEGIN IMMEDIATE on SQLite, an
-advisory lock on PostgreSQL), so ids are committed in increasing order across processes;
-the live tail's resume depends on that.
+INSERTs, see `server._sqlite_writer`; a binary COPY, see `server._pg_writer`) and answers all
+of them at once. Either runs on a thread of its own, committing back to back; the event loop
+answers the requests and calls the listeners. Log ids are allocated inside the serialised
+write transaction (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so ids are
+committed in increasing order across processes; the live tail's resume depends on that.
 
 SQLite: the health aggregator's passes (server.health_aggregate) are written by this writer
 too, inside its next commit (`apply_health`): one writer per database.

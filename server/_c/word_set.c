@@ -9,7 +9,7 @@
  * add_texts(texts): adds the words of each text. An ASCII text is split here, as
  *     server.fulltext.split_words splits one (lower-cased runs of letters and digits); any other
  *     is given to `split` (server.fulltext.split_words), whose words are added.
- * update(other): adds another WordSet's words. copy(): a new WordSet with the same words.
+ * copy(): a new WordSet with the same words.
  * text(max_chars): the words of at most max_chars characters, each once, joined by one space
  *     (in no particular order). len(): how many words.
  *
@@ -170,17 +170,11 @@ static PyObject *wordset_add_texts(WordSet *ws, PyObject *texts) {
     Py_RETURN_NONE;
 }
 
-static PyObject *wordset_update(WordSet *ws, PyObject *other) {
-    if (!PyObject_TypeCheck(other, &WordSetType)) {
-        PyErr_SetString(PyExc_TypeError, "update(other): a WordSet");
-        return NULL;
-    }
-    WordSet *o = (WordSet *)other;
-    if (o == ws) Py_RETURN_NONE;
+static int add_words_of(WordSet *ws, const WordSet *o) {  /* o's words into ws (o != ws) */
     for (size_t i = 0; i <= o->mask; i++)
-        if (o->slots[i].len && add_word(ws, o->words + o->slots[i].offset, o->slots[i].len)) return NULL;
+        if (o->slots[i].len && add_word(ws, o->words + o->slots[i].offset, o->slots[i].len)) return -1;
     ws->non_ascii |= o->non_ascii;
-    Py_RETURN_NONE;
+    return 0;
 }
 
 static PyObject *wordset_new(PyTypeObject *type, PyObject *args, PyObject *kwargs);
@@ -191,9 +185,7 @@ static PyObject *wordset_copy(WordSet *ws, PyObject *Py_UNUSED(ignored)) {
     WordSet *c = (WordSet *)wordset_new(Py_TYPE(ws), args, NULL);
     Py_DECREF(args);
     if (c == NULL) return NULL;
-    PyObject *done = wordset_update(c, (PyObject *)ws);
-    if (done == NULL) { Py_DECREF(c); return NULL; }
-    Py_DECREF(done);
+    if (add_words_of(c, ws)) { Py_DECREF(c); return NULL; }
     return (PyObject *)c;
 }
 
@@ -272,7 +264,6 @@ static int wordset_clear(WordSet *ws) {
 
 static PyMethodDef wordset_methods[] = {
     {"add_texts", (PyCFunction)wordset_add_texts, METH_O, "Add the words of each text."},
-    {"update", (PyCFunction)wordset_update, METH_O, "Add another WordSet's words."},
     {"copy", (PyCFunction)wordset_copy, METH_NOARGS, "A new WordSet with the same words."},
     {"text", (PyCFunction)wordset_text, METH_O, "The words of at most max_chars characters, joined by one space."},
     {NULL, NULL, 0, NULL},
